@@ -1,0 +1,18 @@
+"""Models: ``DiffusionLM`` (HF backbone + diffusion fields), attention modes, tiny backbones."""
+
+from .attention import ATTENTION_MODES, anneal_ratio, build_attention
+from .backbones import ARCHITECTURES, backbone_config, build_backbone
+from .diffusion_lm import DLM_CONFIG_NAME, DiffusionConfig, DiffusionLM, NotADlmCheckpointError
+
+__all__ = [
+    "ARCHITECTURES",
+    "ATTENTION_MODES",
+    "DLM_CONFIG_NAME",
+    "DiffusionConfig",
+    "DiffusionLM",
+    "NotADlmCheckpointError",
+    "anneal_ratio",
+    "backbone_config",
+    "build_attention",
+    "build_backbone",
+]

@@ -1,0 +1,268 @@
+"""``DiffusionLM``: a Hugging Face causal-LM backbone plus the fields that make it a diffusion LM.
+
+The backbone is any ``transformers`` causal LM that accepts a 4-D attention mask (GPT-2,
+LLaMA, Qwen2, ...). The diffusion fields are the mask token, the ``shift`` flag (logits at
+i - 1 predict token i, as DiffuGPT, DiffuLLaMA and Dream; position 0 keeps its own) and the
+attention mode. ``forward`` returns logits already aligned with the tokens they predict, so
+losses and samplers never deal with the shift themselves.
+
+A checkpoint is an ordinary Hugging Face model directory plus ``dlm_config.json``; it loads
+without ``trust_remote_code``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+
+from .attention import ATTENTION_MODES, build_attention, set_causal
+from .backbones import max_positions
+
+__all__ = [
+    "DiffusionConfig",
+    "DiffusionLM",
+    "DLM_CONFIG_NAME",
+    "NotADlmCheckpointError",
+    "shift_logits",
+]
+
+DLM_CONFIG_NAME = "dlm_config.json"
+
+
+def shift_logits(logits: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Move logits one position right: the output at i - 1 predicts token i.
+
+    The first real token of each row (position 0, or the first after left padding) keeps
+    its own logits, so padded and unpadded rows agree on every real token.
+    """
+    shifted = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+    if attention_mask is None:
+        return shifted
+    valid = attention_mask.bool()
+    before = torch.cat([torch.zeros_like(valid[:, :1]), valid[:, :-1]], dim=1)
+    first_real = valid & ~before
+    return torch.where(first_real.unsqueeze(-1), logits, shifted)
+
+
+class NotADlmCheckpointError(ValueError):
+    """Raised when a directory given as a ``dlm`` checkpoint is not one."""
+
+
+@dataclass
+class DiffusionConfig:
+    """The diffusion fields saved beside the backbone in ``dlm_config.json``."""
+
+    mask_token_id: int
+    shift: bool = True
+    attention: str = "bidirectional"
+    anneal_steps: int = 0
+    pad_token_id: int | None = None
+    eos_token_id: int | None = None
+    format_version: int = 1
+
+    def __post_init__(self) -> None:
+        if self.attention not in ATTENTION_MODES:
+            raise ValueError(
+                f"attention must be one of {', '.join(ATTENTION_MODES)}; got {self.attention!r}"
+            )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DiffusionConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class DiffusionLM(nn.Module):
+    """A masked diffusion LM (or, with ``attention="causal"``, its AR twin) around an HF backbone."""
+
+    def __init__(self, backbone: PreTrainedModel, config: DiffusionConfig) -> None:
+        super().__init__()
+        vocab = backbone.get_input_embeddings().num_embeddings
+        for name in ("mask_token_id", "pad_token_id", "eos_token_id"):
+            value = getattr(config, name)
+            if value is not None and not 0 <= value < vocab:
+                raise ValueError(
+                    f"{name}={value} lies outside the backbone's vocabulary of {vocab} tokens; "
+                    f"pick an id in [0, {vocab}) or add the token and resize the embeddings "
+                    "(DiffusionLM.from_causal_lm(..., mask_token='[MASK]') does both)"
+                )
+        self.backbone = backbone
+        self.config = config
+        self._causal_state: bool | None = None
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def vocab_size(self) -> int:
+        return self.backbone.get_input_embeddings().num_embeddings
+
+    @property
+    def max_positions(self) -> int | None:
+        return max_positions(self.backbone.config)
+
+    @property
+    def is_autoregressive(self) -> bool:
+        return self.config.attention == "causal"
+
+    # ------------------------------------------------------------------ forward
+    def _set_causal(self, causal: bool) -> None:
+        if self._causal_state is not causal:
+            set_causal(self.backbone, causal)
+            self._causal_state = causal
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        anneal_ratio: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Aligned logits (B, L, V): ``logits[:, i]`` predicts token i.
+
+        ``attention_mask`` is the (B, L) padding mask (1 = real token). ``anneal_ratio`` is
+        the Bernoulli rate of the ``annealed`` mode (None means fully annealed, i.e.
+        bidirectional, which is how an annealed model is sampled).
+        """
+        limit = self.max_positions
+        if limit is not None and input_ids.shape[1] > limit:
+            raise ValueError(
+                f"sequence of {input_ids.shape[1]} tokens exceeds the model's {limit} positions; "
+                "shorten the prompt or max_new_tokens, or use a model with more positions"
+            )
+        ratio = 1.0 if anneal_ratio is None else anneal_ratio
+        att = build_attention(
+            self.config.attention,
+            attention_mask,
+            input_ids.shape[1],
+            ratio=ratio,
+            device=input_ids.device,
+            generator=generator,
+        )
+        self._set_causal(att.causal)
+        mask = att.attention_mask
+        if (
+            mask is not None
+            and getattr(self.backbone.config, "_attn_implementation", "sdpa") == "eager"
+        ):
+            dtype = self.backbone.get_input_embeddings().weight.dtype
+            mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+                ~mask, torch.finfo(dtype).min
+            )
+        out = self.backbone(
+            input_ids=input_ids, attention_mask=mask, position_ids=att.position_ids, use_cache=False
+        )
+        logits = out.logits
+        if self.config.shift:
+            logits = shift_logits(logits, attention_mask)
+        return logits
+
+    # ------------------------------------------------------------------ sampling
+    def generate(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+    ):
+        """Sample continuations; see ``dlm.sampling.generate`` for every argument."""
+        from dlm.sampling import generate  # sampling sits above models; imported on use
+
+        return generate(self, input_ids, attention_mask, **kwargs)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_causal_lm(
+        cls,
+        backbone: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        *,
+        mask_token: int | str = "[MASK]",
+        shift: bool = True,
+        attention: str = "bidirectional",
+        anneal_steps: int = 0,
+    ) -> DiffusionLM:
+        """Wrap a causal LM, choosing an existing mask id or adding a new mask token.
+
+        ``mask_token`` as an int is an existing vocabulary id; as a string it is looked up in
+        the tokenizer and, when absent, added as a special token with the embeddings resized.
+        """
+        if isinstance(mask_token, int):
+            mask_id = mask_token
+        else:
+            if tokenizer is None:
+                raise ValueError(
+                    "a mask token given as text needs the tokenizer; pass tokenizer=..."
+                )
+            mask_id = tokenizer.convert_tokens_to_ids(mask_token)
+            if mask_id is None or mask_id == tokenizer.unk_token_id:
+                tokenizer.add_special_tokens({"mask_token": mask_token})
+                mask_id = tokenizer.convert_tokens_to_ids(mask_token)
+            if tokenizer.mask_token is None:
+                tokenizer.mask_token = mask_token
+            if mask_id >= backbone.get_input_embeddings().num_embeddings:
+                backbone.resize_token_embeddings(len(tokenizer))
+        pad_id = tokenizer.pad_token_id if tokenizer is not None else None
+        eos_id = tokenizer.eos_token_id if tokenizer is not None else None
+        config = DiffusionConfig(
+            mask_token_id=int(mask_id),
+            shift=shift,
+            attention=attention,
+            anneal_steps=anneal_steps,
+            pad_token_id=pad_id,
+            eos_token_id=eos_id,
+        )
+        return cls(backbone, config)
+
+    # ------------------------------------------------------------------ persistence
+    def save_pretrained(
+        self, directory: str | os.PathLike, tokenizer: PreTrainedTokenizerBase | None = None
+    ) -> None:
+        """Write the backbone (HF format, safetensors), ``dlm_config.json`` and the tokenizer."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.backbone.config.is_causal = self.is_autoregressive
+        self.backbone.save_pretrained(directory, safe_serialization=True)
+        (directory / DLM_CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        if tokenizer is not None:
+            tokenizer.save_pretrained(directory)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | os.PathLike,
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> DiffusionLM:
+        """Open a directory written by ``save_pretrained`` (or by ``dlm train``)."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise NotADlmCheckpointError(
+                f"{directory} is not a directory; pass the folder a dlm checkpoint was saved to"
+            )
+        config_path = directory / DLM_CONFIG_NAME
+        if not config_path.is_file():
+            found = sorted(p.name for p in directory.iterdir())[:12]
+            raise NotADlmCheckpointError(
+                f"{directory} is not a dlm checkpoint: it has no {DLM_CONFIG_NAME} (found: "
+                f"{', '.join(found) or 'nothing'}). Point --model at a directory written by "
+                "`dlm train`, `dlm demo --out` or DiffusionLM.save_pretrained"
+            )
+        try:
+            config = DiffusionConfig.from_dict(json.loads(config_path.read_text()))
+        except (json.JSONDecodeError, TypeError) as err:
+            raise NotADlmCheckpointError(f"{config_path} is not a valid dlm config: {err}") from err
+        backbone = AutoModelForCausalLM.from_pretrained(
+            directory, attn_implementation="sdpa", dtype=dtype
+        )
+        model = cls(backbone, config)
+        if device is not None:
+            model.to(device)
+        return model.eval()

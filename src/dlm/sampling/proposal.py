@@ -1,0 +1,66 @@
+"""Token proposal: turn logits at masked positions into candidate tokens and their probabilities.
+
+Order of operations as Dream's sampler: divide by the temperature (when > 0), keep the top-k,
+keep the top-p nucleus, softmax; then sample (temperature > 0) or take the argmax. The mask
+token is never proposed. Sampling uses the exponential race argmax(p / E), E ~ Exp(1), which is
+exact categorical sampling, batched, and reproducible under a ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Proposal", "filter_logits", "propose"]
+
+
+@dataclass
+class Proposal:
+    tokens: torch.Tensor  # (B, N) proposed token per position
+    confidence: torch.Tensor  # (B, N) probability of the proposed token
+    probs: torch.Tensor  # (B, N, V) the filtered distribution
+
+
+def filter_logits(
+    logits: torch.Tensor, temperature: float, top_p: float | None, top_k: int | None
+) -> torch.Tensor:
+    """Temperature, top-k and top-p filtering (float32, -inf outside the kept set)."""
+    logits = logits.float()
+    if temperature > 0:
+        logits = logits / temperature
+    if top_k is not None and 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and 0.0 < top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
+        drop_sorted = (
+            cumulative - torch.softmax(sorted_logits, dim=-1) >= top_p
+        )  # keep the first token always
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def propose(
+    logits: torch.Tensor,
+    *,
+    temperature: float = 0.0,
+    top_p: float | None = None,
+    top_k: int | None = None,
+    mask_token_id: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Proposal:
+    """Propose one token per position from (B, N, V) logits."""
+    if mask_token_id is not None:
+        logits = logits.clone()
+        logits[..., mask_token_id] = float("-inf")
+    probs = torch.softmax(filter_logits(logits, temperature, top_p, top_k), dim=-1)
+    if temperature > 0:
+        race = torch.empty_like(probs).exponential_(1.0, generator=generator)
+        tokens = (probs / race).argmax(dim=-1)
+    else:
+        tokens = probs.argmax(dim=-1)
+    confidence = probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    return Proposal(tokens, confidence, probs)

@@ -1,0 +1,33 @@
+"""Training: typed config, objectives (pretrain, sft, ar), the accelerate-based Trainer, checkpoints."""
+
+from .config import (
+    DataSection,
+    DiffusionSection,
+    ModelSection,
+    OptimSection,
+    TrainConfig,
+    load_train_config,
+)
+from .objectives import AutoregressiveObjective, DiffusionObjective, StepLoss, build_objective
+from .setup import Prepared, build_model, prepare_data, train
+from .trainer import Trainer, TrainingDivergedError, TrainResult
+
+__all__ = [
+    "AutoregressiveObjective",
+    "DataSection",
+    "DiffusionObjective",
+    "DiffusionSection",
+    "ModelSection",
+    "OptimSection",
+    "Prepared",
+    "StepLoss",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "TrainingDivergedError",
+    "build_model",
+    "build_objective",
+    "load_train_config",
+    "prepare_data",
+    "train",
+]

@@ -1,0 +1,120 @@
+"""The typed configuration of a training run, as written in a YAML recipe.
+
+Sections: ``model`` (backbone sizes or an HF checkpoint to start from, and the diffusion
+fields), ``data`` (a task generator or files, tokenizer, sequence length), ``diffusion``
+(schedule, time sampling, weighting), ``optim`` (optimiser, schedule, batch, precision) and
+the run itself (objective, output directory, checkpoints, logging).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dlm.config import ConfigError, load_config
+
+__all__ = [
+    "ModelSection",
+    "DataSection",
+    "DiffusionSection",
+    "OptimSection",
+    "TrainConfig",
+    "load_train_config",
+]
+
+Objective = Literal["pretrain", "sft", "ar"]
+
+
+@dataclass
+class ModelSection:
+    arch: Literal["gpt2", "llama", "qwen2"] = "gpt2"
+    init: str | None = None  # an HF causal-LM directory to start from instead of random weights
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int | None = None
+    max_positions: int = 256
+    dropout: float = 0.0
+    attention: Literal["bidirectional", "causal", "annealed"] = "bidirectional"
+    shift: bool = True
+    anneal_steps: int = 0
+    mask_token: str = "[MASK]"
+
+
+@dataclass
+class DataSection:
+    task: str | None = None  # a registered task (dlm.tasks) generating examples offline
+    task_options: dict[str, Any] = field(default_factory=dict)
+    n_train: int = 10000
+    n_eval: int = 200
+    seed: int = 0
+    train_file: str | None = None  # .jsonl with prompt/target (sft, ar) or text (pretrain)
+    eval_file: str | None = None
+    text_field: str = "text"
+    tokenizer: str | None = None  # an HF tokenizer directory (tasks bring their own)
+    seq_len: int | None = None
+
+
+@dataclass
+class DiffusionSection:
+    schedule: Literal["linear", "cosine", "discrete"] = "linear"
+    num_steps: int | None = None  # T of the discrete schedule
+    eps: float = 1e-3
+    stratified: bool = True
+    weighting: Literal["elbo", "linear", "cart", "none"] = "elbo"
+    cart_p: float = 0.1
+    token_reweight: bool = False
+    reweight_alpha: float = 0.25
+    reweight_beta: float = 1.0
+
+
+@dataclass
+class OptimSection:
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 0
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    max_steps: int = 1000
+    batch_size: int = 64  # per process, per micro-batch
+    grad_accum: int = 1
+    max_grad_norm: float | None = 1.0
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+
+
+@dataclass
+class TrainConfig:
+    objective: Objective = "sft"
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    diffusion: DiffusionSection = field(default_factory=DiffusionSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    output_dir: str = "runs/default"
+    seed: int = 0
+    save_every: int = 0  # 0: only the final checkpoint
+    keep_last: int = 2
+    log_every: int = 25
+    progress: bool = True
+    resume: str | None = None  # "latest" or a checkpoint directory
+
+    def __post_init__(self) -> None:
+        if self.objective == "ar" and self.model.attention != "causal":
+            self.model.attention = "causal"
+        if self.objective != "ar" and self.model.attention == "causal":
+            raise ConfigError(
+                f"objective '{self.objective}' trains a diffusion LM and needs non-causal attention; "
+                "set model.attention=bidirectional (or annealed), or objective=ar"
+            )
+        if self.optim.max_steps < 1:
+            raise ConfigError(f"optim.max_steps must be at least 1; got {self.optim.max_steps}")
+        if self.optim.grad_accum < 1:
+            raise ConfigError(f"optim.grad_accum must be at least 1; got {self.optim.grad_accum}")
+        if self.keep_last < 1:
+            raise ConfigError(f"keep_last must be at least 1; got {self.keep_last}")
+        if len(self.optim.betas) != 2:
+            raise ConfigError(f"optim.betas needs two numbers; got {self.optim.betas}")
+
+
+def load_train_config(path: str | None, overrides: list[str] | None = None) -> TrainConfig:
+    """A ``TrainConfig`` from a YAML recipe plus ``key=value`` overrides."""
+    return load_config(TrainConfig, path, overrides)

@@ -1,0 +1,93 @@
+"""Objectives: turn a batch into a loss. ``pretrain`` and ``sft`` share the masked-diffusion
+objective (they differ only in which positions the data marks noisable); ``ar`` is the
+next-token baseline on the same backbone with causal attention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from dlm.data import SequenceData
+from dlm.diffusion import (
+    NoiseSchedule,
+    loss_weights,
+    make_schedule,
+    mask_tokens,
+    masked_diffusion_loss,
+    sample_times,
+)
+from dlm.models import DiffusionLM, anneal_ratio
+
+from .config import TrainConfig
+
+__all__ = ["StepLoss", "DiffusionObjective", "AutoregressiveObjective", "build_objective"]
+
+
+@dataclass
+class StepLoss:
+    loss: torch.Tensor
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class DiffusionObjective:
+    """Mask the noisable region at a random time, predict the clean tokens, weight the CE."""
+
+    schedule: NoiseSchedule
+    weighting: str = "elbo"
+    eps: float = 1e-3
+    stratified: bool = True
+    cart_p: float = 0.1
+    token_reweight: tuple[float, float] | None = None
+
+    def __call__(self, model: DiffusionLM, batch: SequenceData, step: int) -> StepLoss:
+        x = batch.input_ids
+        cfg = _config(model)
+        t = sample_times(
+            x.shape[0], self.schedule, eps=self.eps, stratified=self.stratified, device=x.device
+        )
+        noisy, masked = mask_tokens(
+            x, batch.noisable, self.schedule.mask_prob(t), cfg.mask_token_id
+        )
+        ratio = anneal_ratio(step, cfg.anneal_steps) if cfg.attention == "annealed" else None
+        logits = model(noisy, batch.attention_mask, anneal_ratio=ratio)
+        weights = loss_weights(self.weighting, t, masked, self.schedule, cart_p=self.cart_p)
+        out = masked_diffusion_loss(logits, x, masked, weights, token_reweight=self.token_reweight)
+        metrics = {"ce": float(out.ce), "masked_tokens": float(out.num_masked)}
+        if ratio is not None:
+            metrics["anneal_ratio"] = ratio
+        return StepLoss(out.loss, metrics)
+
+
+@dataclass
+class AutoregressiveObjective:
+    """Next-token cross-entropy on the positions of ``loss_mask`` (causal attention, shift on)."""
+
+    def __call__(self, model: DiffusionLM, batch: SequenceData, step: int) -> StepLoss:
+        logits = model(batch.input_ids, batch.attention_mask)  # aligned: logits[i] predicts token i
+        targets = batch.input_ids.masked_fill(~batch.loss_mask, -100)
+        targets[:, 0] = -100  # the first token has no left context to be predicted from
+        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100)
+        return StepLoss(loss, {"ce": float(loss.detach())})
+
+
+def _config(model):
+    return getattr(model, "module", model).config
+
+
+def build_objective(config: TrainConfig):
+    """The objective a config names."""
+    if config.objective == "ar":
+        return AutoregressiveObjective()
+    d = config.diffusion
+    schedule = make_schedule(d.schedule, d.num_steps)
+    if d.weighting == "linear" and schedule.num_steps is None:
+        raise ValueError(
+            "diffusion.weighting=linear (w = T - t + 1) needs diffusion.schedule=discrete and "
+            "diffusion.num_steps=T"
+        )
+    reweight = (d.reweight_alpha, d.reweight_beta) if d.token_reweight else None
+    return DiffusionObjective(schedule, d.weighting, d.eps, d.stratified, d.cart_p, reweight)

@@ -1,0 +1,138 @@
+"""Turn a ``TrainConfig`` into what the Trainer needs: tokenizer, token tensors, model.
+
+Data comes either from a registered task (generated offline from a seed, with the task's own
+tokenizer) or from files (``.jsonl`` with prompt/target for ``sft``/``ar``, text for
+``pretrain``) with an HF tokenizer. The model is a fresh backbone of the configured size or an
+HF causal LM given by ``model.init``, wrapped as a ``DiffusionLM``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from dlm.config import ConfigError
+from dlm.data import (
+    DataError,
+    SequenceData,
+    encode_pairs,
+    pack_documents,
+    read_jsonl,
+    read_text_documents,
+)
+from dlm.models import DiffusionLM, backbone_config, build_backbone
+from dlm.tasks import Example, get_task
+
+from .config import TrainConfig
+
+__all__ = ["Prepared", "prepare_data", "build_model", "train"]
+
+
+@dataclass
+class Prepared:
+    tokenizer: PreTrainedTokenizerBase
+    train: SequenceData
+    eval_examples: list[Example]
+
+
+def _examples_from_file(path: str) -> list[Example]:
+    return [Example.from_json(r) for r in read_jsonl(path)]
+
+
+def _load_tokenizer(config: TrainConfig) -> PreTrainedTokenizerBase:
+    source = config.data.tokenizer or config.model.init
+    if source is None:
+        raise ConfigError(
+            "data from files needs a tokenizer: set data.tokenizer to an HF tokenizer directory "
+            "(or model.init to a model directory that has one), or use data.task"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def prepare_data(config: TrainConfig) -> Prepared:
+    """Tokenizer, training tensors and held-out examples for a config."""
+    data = config.data
+    if data.task is None and data.train_file is None:
+        raise ConfigError(
+            "set data.task (e.g. sudoku) or data.train_file (a .jsonl file) to say what to train on"
+        )
+    if data.task is not None and data.train_file is not None:
+        raise ConfigError("set only one of data.task and data.train_file")
+    if data.task is not None:
+        task = get_task(data.task, **data.task_options)
+        tokenizer = task.tokenizer()
+        if hasattr(task, "generate_splits"):
+            train, held_out = task.generate_splits(data.n_train, data.n_eval, seed=data.seed)
+        else:
+            train = task.generate(data.n_train, seed=data.seed)
+            held_out = task.generate(data.n_eval, seed=data.seed + 1)
+    else:
+        tokenizer = _load_tokenizer(config)
+        held_out = _examples_from_file(data.eval_file) if data.eval_file else []
+        if config.objective == "pretrain":
+            seq_len = data.seq_len or 256
+            tensors = pack_documents(
+                tokenizer, read_text_documents(data.train_file, data.text_field), seq_len
+            )
+            return Prepared(tokenizer, tensors, held_out)
+        train = _examples_from_file(data.train_file)
+    if not train:
+        raise DataError(
+            "the training set is empty; raise data.n_train or add examples to data.train_file"
+        )
+    tensors = encode_pairs(
+        tokenizer, [e.prompt for e in train], [e.target for e in train], data.seq_len
+    )
+    return Prepared(tokenizer, tensors, list(held_out))
+
+
+def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> DiffusionLM:
+    """A ``DiffusionLM`` from ``model.init`` or a fresh backbone of the configured size."""
+    m = config.model
+    if m.init is not None:
+        backbone = AutoModelForCausalLM.from_pretrained(m.init, attn_implementation="sdpa")
+    else:
+        backbone = build_backbone(
+            backbone_config(
+                m.arch,
+                vocab_size=len(tokenizer),
+                hidden_size=m.hidden_size,
+                num_layers=m.num_layers,
+                num_heads=m.num_heads,
+                intermediate_size=m.intermediate_size,
+                max_positions=m.max_positions,
+                dropout=m.dropout,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            ),
+            seed=config.seed,
+        )
+    return DiffusionLM.from_causal_lm(
+        backbone,
+        tokenizer,
+        mask_token=m.mask_token,
+        shift=m.shift,
+        attention=m.attention,
+        anneal_steps=m.anneal_steps,
+    )
+
+
+def train(config: TrainConfig, callbacks=(), accelerator=None):
+    """Prepare data and model for ``config`` and run the Trainer; returns (result, prepared)."""
+    from .trainer import Trainer
+
+    prepared = prepare_data(config)
+    model = build_model(config, prepared.tokenizer)
+    trainer = Trainer(
+        config,
+        model,
+        prepared.tokenizer,
+        prepared.train,
+        callbacks=callbacks,
+        accelerator=accelerator,
+    )
+    return trainer.fit(), prepared

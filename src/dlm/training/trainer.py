@@ -1,0 +1,260 @@
+"""The training loop: one code path for CPU, one GPU and ``accelerate launch`` on many.
+
+The Trainer owns the loop (micro-batches, gradient accumulation and clipping, optimiser and LR
+schedule), exact resumption, atomic checkpoints, TensorBoard logs and the progress bar. The
+loss itself comes from an objective (``objectives.py``). Nothing here launches processes:
+run ``accelerate launch -m dlm.cli.main train ...`` for several.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase, get_scheduler
+
+from dlm.config import to_dict
+from dlm.data import BatchOrder, SequenceData
+from dlm.models import DiffusionLM
+
+from . import checkpoints as ckpt
+from .config import TrainConfig
+from .objectives import build_objective
+
+__all__ = ["Trainer", "TrainResult", "TrainingDivergedError"]
+
+Callback = Callable[[int, dict[str, float]], None]
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the message names the last good checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    steps: int
+    losses: list[float] = field(default_factory=list)  # one per optimizer step run in this call
+    train_seconds: float = 0.0
+    tokens: int = 0
+    last_checkpoint: Path | None = None
+
+
+_SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: DiffusionLM,
+        tokenizer: PreTrainedTokenizerBase | None,
+        train_data: SequenceData,
+        *,
+        objective=None,
+        accelerator: Accelerator | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.config = config
+        self.output_dir = Path(config.output_dir)
+        self.accelerator = accelerator or Accelerator(
+            mixed_precision=config.optim.mixed_precision,
+            log_with="tensorboard",
+            project_dir=str(self.output_dir),
+        )
+        self.model = model
+        self.tokenizer = tokenizer
+        self.train_data = train_data
+        self.objective = objective or build_objective(config)
+        self.callbacks = list(callbacks)
+        limit = model.max_positions
+        if limit is not None and train_data.seq_len > limit:
+            raise ValueError(
+                f"training sequences have {train_data.seq_len} tokens but the model has {limit} "
+                "positions; raise model.max_positions or lower data.seq_len"
+            )
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def unwrapped(self) -> DiffusionLM:
+        return self.accelerator.unwrap_model(self.model)
+
+    def _batch(self, order: BatchOrder) -> SequenceData:
+        batch = self.train_data.select(order.next_indices())
+        device = self.accelerator.device
+        return SequenceData(
+            batch.input_ids.to(device),
+            batch.noisable.to(device),
+            batch.loss_mask.to(device),
+            None if batch.attention_mask is None else batch.attention_mask.to(device),
+        )
+
+    def _save_checkpoint(self, step: int, order: BatchOrder) -> Path:
+        acc = self.accelerator
+        tmp, final = (
+            ckpt.temporary_dir(self.output_dir, step),
+            ckpt.checkpoint_dir(self.output_dir, step),
+        )
+        if acc.is_main_process and tmp.exists():
+            shutil.rmtree(tmp)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        if acc.is_main_process:
+            self.unwrapped.save_pretrained(tmp / "model", self.tokenizer)
+            ckpt.write_trainer_state(tmp, {"step": step, "data": order.state_dict()})
+            (tmp / "train_config.yaml").write_text(
+                yaml.safe_dump(to_dict(self.config), sort_keys=False)
+            )
+            ckpt.finalize(tmp, final)
+            ckpt.prune(self.output_dir, self.config.keep_last)
+        acc.wait_for_everyone()
+        return final
+
+    def _save_model(self) -> Path:
+        final = self.output_dir / "model"
+        if self.accelerator.is_main_process:
+            tmp = self.output_dir / ".tmp-model"
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            self.unwrapped.save_pretrained(tmp, self.tokenizer)
+            ckpt.finalize(tmp, final)
+        self.accelerator.wait_for_everyone()
+        return final
+
+    def _resume_path(self) -> Path | None:
+        resume = self.config.resume
+        if resume is None:
+            return None
+        if resume == "latest":
+            return ckpt.latest_checkpoint(self.output_dir)
+        path = Path(resume)
+        ckpt.read_trainer_state(path)  # raises a clear error when it is not a checkpoint
+        return path
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> TrainResult:
+        cfg, acc = self.config, self.accelerator
+        opt_cfg = cfg.optim
+        set_seed(cfg.seed)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if acc.is_main_process:
+            (self.output_dir / "train_config.yaml").write_text(
+                yaml.safe_dump(to_dict(cfg), sort_keys=False)
+            )
+
+        optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=opt_cfg.lr,
+            betas=tuple(opt_cfg.betas),
+            weight_decay=opt_cfg.weight_decay,
+        )
+        scheduler = get_scheduler(
+            _SCHEDULERS[opt_cfg.scheduler],
+            optimizer,
+            num_warmup_steps=opt_cfg.warmup_steps,
+            num_training_steps=opt_cfg.max_steps,
+        )
+        self.model, optimizer = acc.prepare(self.model, optimizer)
+        acc.register_for_checkpointing(scheduler)
+        order = BatchOrder(
+            len(self.train_data),
+            opt_cfg.batch_size,
+            seed=cfg.seed,
+            num_processes=acc.num_processes,
+            process_index=acc.process_index,
+        )
+        step = 0
+        last_ckpt = None
+        resume_from = self._resume_path()
+        if resume_from is not None:
+            acc.load_state(str(resume_from))
+            state = ckpt.read_trainer_state(resume_from)
+            step = int(state["step"])
+            order.load_state_dict(state["data"])
+            last_ckpt = resume_from
+        acc.init_trackers("logs")
+
+        tokens_per_step = (
+            opt_cfg.batch_size * opt_cfg.grad_accum * acc.num_processes * self.train_data.seq_len
+        )
+        result = TrainResult(
+            model_dir=self.output_dir / "model", steps=step, last_checkpoint=last_ckpt
+        )
+        bar = tqdm(
+            total=opt_cfg.max_steps,
+            initial=step,
+            disable=not (cfg.progress and acc.is_main_process),
+            desc="train",
+            dynamic_ncols=True,
+        )
+        self.model.train()
+        started = time.perf_counter()
+        while step < opt_cfg.max_steps:
+            step_start = time.perf_counter()
+            loss_sum, metrics = 0.0, {}
+            for micro in range(opt_cfg.grad_accum):
+                batch = self._batch(order)
+                sync = (
+                    contextlib.nullcontext()
+                    if micro == opt_cfg.grad_accum - 1
+                    else acc.no_sync(self.model)
+                )
+                with sync:
+                    out = self.objective(self.model, batch, step)
+                    loss = out.loss / opt_cfg.grad_accum
+                    value = float(loss.detach()) * opt_cfg.grad_accum
+                    if not math.isfinite(value):
+                        raise TrainingDivergedError(
+                            f"the loss became {value} at step {step + 1}; training stopped and nothing more was "
+                            f"written. Last good checkpoint: {last_ckpt or 'none yet (set save_every to keep some)'}. "
+                            "Lower optim.lr, keep optim.max_grad_norm set, or train in bf16 rather than fp16."
+                        )
+                    acc.backward(loss)
+                loss_sum += value
+                metrics = out.metrics
+            grad_norm = None
+            if opt_cfg.max_grad_norm is not None:
+                grad_norm = float(
+                    acc.clip_grad_norm_(self.model.parameters(), opt_cfg.max_grad_norm)
+                )
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            step_loss = loss_sum / opt_cfg.grad_accum
+            result.losses.append(step_loss)
+            result.tokens += tokens_per_step
+            elapsed = time.perf_counter() - step_start
+            logged = {
+                "loss": step_loss,
+                "lr": scheduler.get_last_lr()[0],
+                "tokens_per_s": tokens_per_step / max(elapsed, 1e-9),
+                **metrics,
+            }
+            if grad_norm is not None:
+                logged["grad_norm"] = grad_norm
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == opt_cfg.max_steps:
+                acc.log(logged, step=step)
+                bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{logged['tokens_per_s']:.0f}")
+                for callback in self.callbacks:
+                    callback(step, logged)
+            if cfg.save_every and step % cfg.save_every == 0 and step < opt_cfg.max_steps:
+                last_ckpt = self._save_checkpoint(step, order)
+        bar.close()
+        result.train_seconds = time.perf_counter() - started
+        result.steps = step
+        result.last_checkpoint = self._save_checkpoint(step, order) if cfg.save_every else last_ckpt
+        result.model_dir = self._save_model()
+        acc.end_training()
+        return result
