@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 class ConfigError(ValueError):
@@ -139,21 +141,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key:
         raise ConfigError(f"override {text!r} has no key before '='")
     value = yaml.safe_load(raw) if raw.strip() else ""
-    if isinstance(value, str):
-        try:  # YAML 1.1 reads 3e-4 as a string
-            value = (
-                float(value)
-                if any(c in value for c in "eE.")
-                and value.replace(".", "", 1)
-                .replace("e", "", 1)
-                .replace("E", "", 1)
-                .replace("-", "")
-                .replace("+", "")
-                .isdigit()
-                else value
-            )
-        except ValueError:
-            pass
+    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 3e-4 (no dot) as a string
     return key.split("."), value
 
 

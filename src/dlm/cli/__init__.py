@@ -1,0 +1,1 @@
+"""The ``dlm`` command line: train, generate, demo."""

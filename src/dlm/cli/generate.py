@@ -1,0 +1,66 @@
+"""``dlm generate``: sample from a checkpoint for one prompt or a JSONL file of prompts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from transformers import AutoTokenizer
+
+from dlm.data import DataError, read_jsonl, write_jsonl
+from dlm.evaluation import batch_prompts, decode_answers
+from dlm.models import DiffusionLM, NotADlmCheckpointError
+
+__all__ = ["run_generate"]
+
+
+def _prompts(args: argparse.Namespace) -> list[dict]:
+    if args.prompt is not None:
+        return [{"prompt": args.prompt}]
+    records = read_jsonl(args.input)
+    missing = [i for i, r in enumerate(records, 1) if "prompt" not in r]
+    if missing:
+        raise DataError(
+            f"{args.input}: lines {missing[:5]} have no 'prompt' key; each line needs {{\"prompt\": ...}}"
+        )
+    return records
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    model = DiffusionLM.from_pretrained(args.model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(args.model)
+    except (OSError, ValueError) as err:
+        raise NotADlmCheckpointError(
+            f"{args.model} has no tokenizer saved beside the model ({err})"
+        ) from err
+    records = _prompts(args)
+    sampler = dict(
+        max_new_tokens=args.max_new_tokens,
+        steps=args.steps,
+        policy=args.policy,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        policy_temperature=args.policy_temperature,
+        seed=args.seed,
+    )
+    results = []
+    for start in range(0, len(records), args.batch_size):
+        chunk = records[start : start + args.batch_size]
+        input_ids, mask = batch_prompts(tokenizer, [str(r["prompt"]) for r in chunk])
+        out = model.generate(input_ids, mask, **sampler)
+        for record, text in zip(chunk, decode_answers(tokenizer, out.generated), strict=True):
+            results.append({**record, "output": text})
+        print(
+            f"batch of {len(chunk)}: {out.nfe} forward passes, {out.wall_time:.2f}s, "
+            f"{out.tokens_per_second:.0f} generated tokens/s",
+            file=sys.stderr,
+        )
+    if args.output:
+        write_jsonl(args.output, results)
+    else:
+        for r in results:
+            print(r["output"] if args.prompt is not None else json.dumps(r, ensure_ascii=False))
+    return 0

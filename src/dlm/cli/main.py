@@ -1,0 +1,144 @@
+"""``dlm`` command-line entry point: parses arguments and calls the same functions as the API.
+
+    dlm demo [--compare-ar] [--json PATH] [--out DIR]
+    dlm train RECIPE.yaml [key=value ...]
+    dlm generate --model DIR (--prompt TEXT | --input FILE.jsonl) [sampler options]
+
+Errors a user can cause print one message and exit with status 2, without a traceback
+(set DLM_DEBUG=1 to see it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from dlm.config import ConfigError
+
+__all__ = ["main", "build_parser"]
+
+
+def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
+    from dlm.sampling import POLICIES
+
+    group = parser.add_argument_group("sampler")
+    group.add_argument(
+        "--max-new-tokens", type=int, default=64, help="length of the generation region"
+    )
+    group.add_argument(
+        "--steps", type=int, default=None, help="denoising steps (default: max-new-tokens)"
+    )
+    group.add_argument(
+        "--policy", choices=POLICIES, default="confidence", help="which positions to commit first"
+    )
+    group.add_argument(
+        "--temperature", type=float, default=0.0, help="token sampling temperature (0 = greedy)"
+    )
+    group.add_argument("--top-p", type=float, default=None)
+    group.add_argument("--top-k", type=int, default=None)
+    group.add_argument(
+        "--policy-temperature",
+        type=float,
+        default=0.0,
+        help="> 0 samples positions from softmax(score / T) instead of taking the top ones",
+    )
+    group.add_argument("--seed", type=int, default=None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dlm", description="Discrete (masked) diffusion language models."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser(
+        "demo", help="train a diffusion model on Sudoku from scratch and solve held-out puzzles"
+    )
+    demo.add_argument(
+        "--compare-ar", action="store_true", help="also train the same-size AR model and compare"
+    )
+    demo.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    demo.add_argument(
+        "--out", metavar="DIR", help="keep the trained model as a dlm checkpoint in DIR"
+    )
+    demo.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="change the embedded recipe, e.g. optim.max_steps=300",
+    )
+
+    train = sub.add_parser("train", help="train from a YAML recipe")
+    train.add_argument("recipe", help="YAML recipe, e.g. recipes/sudoku/diffusion.yaml")
+    train.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optim.lr=3e-4"
+    )
+
+    gen = sub.add_parser("generate", help="sample from a trained model")
+    gen.add_argument("--model", required=True, help="a dlm checkpoint directory")
+    src = gen.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", help="one prompt (text, encoded with the model's tokenizer)")
+    src.add_argument(
+        "--input",
+        metavar="FILE.jsonl",
+        help="prompts, one JSON object with a 'prompt' key per line",
+    )
+    gen.add_argument(
+        "--output", metavar="FILE.jsonl", help="write results here instead of printing them"
+    )
+    gen.add_argument("--batch-size", type=int, default=32)
+    _add_sampler_options(gen)
+    return parser
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from dlm.config import parse_override
+    from dlm.demo import run_demo
+
+    overrides = {}
+    for text in args.overrides:
+        path, value = parse_override(text)
+        overrides[".".join(path)] = value
+    run_demo(compare_ar=args.compare_ar, json_path=args.json, out_dir=args.out, overrides=overrides)
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from dlm.training import load_train_config, train
+
+    config = load_train_config(args.recipe, args.overrides)
+    result, _ = train(config)
+    print(
+        f"trained {result.steps} steps in {result.train_seconds:.0f}s; model saved to {result.model_dir}"
+    )
+    return 0
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from .generate import run_generate
+
+    return run_generate(args)
+
+
+COMMANDS = {"demo": _run_demo, "train": _run_train, "generate": _run_generate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from dlm.data import DataError
+    from dlm.models import NotADlmCheckpointError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, DataError, NotADlmCheckpointError, FileNotFoundError, ValueError) as err:
+        if os.environ.get("DLM_DEBUG"):
+            raise
+        print(f"dlm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

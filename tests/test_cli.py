@@ -1,0 +1,117 @@
+"""The command line end to end: train, generate, and the errors a user can cause."""
+
+import json
+
+import pytest
+
+from dlm.cli.main import main
+
+TINY = [
+    "data.task_options={box_rows: 2, box_cols: 2, min_givens: 6, max_givens: 9}",
+    "data.n_train=64",
+    "data.n_eval=8",
+    "model.hidden_size=32",
+    "model.num_layers=1",
+    "model.num_heads=2",
+    "model.max_positions=40",
+    "optim.batch_size=8",
+    "optim.max_steps=3",
+    "progress=false",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", "recipes/sudoku/diffusion.yaml", *TINY, f"output_dir={out}"]) == 0
+    return out / "model"
+
+
+def test_train_then_generate_from_prompt(trained, capsys):
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(trained),
+                "--prompt",
+                "1234341221434321".replace("1", "0", 3),
+                "--max-new-tokens",
+                "17",
+                "--steps",
+                "4",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    assert len(out) <= 17 and set(out) <= set("0123456789")
+
+
+def test_generate_batch_from_jsonl(trained, tmp_path):
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(
+        '{"prompt": "1200340000000000", "id": 1}\n{"prompt": "0000000000004321", "id": 2}\n'
+    )
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(trained),
+                "--input",
+                str(src),
+                "--output",
+                str(dst),
+                "--max-new-tokens",
+                "17",
+                "--policy",
+                "margin",
+            ]
+        )
+        == 0
+    )
+    rows = [json.loads(line) for line in dst.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [1, 2] and all("output" in r for r in rows)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["train", "recipes/sudoku/diffusion.yaml", "optim.learnig_rate=1"],
+            "did you mean 'optim.lr'",
+        ),
+        (["train", "recipes/nope.yaml"], "does not exist"),
+        (["generate", "--model", "recipes", "--prompt", "1"], "is not a dlm checkpoint"),
+    ],
+)
+def test_user_errors_print_one_clear_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_empty_data_file_and_prompt_too_long(trained, tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert (
+        main(
+            [
+                "train",
+                "recipes/sudoku/diffusion.yaml",
+                *TINY,
+                "data.task=null",
+                f"data.train_file={empty}",
+                f"data.tokenizer={trained}",
+                f"output_dir={tmp_path}",
+            ]
+        )
+        == 2
+    )
+    assert "is empty" in capsys.readouterr().err
+    assert (
+        main(["generate", "--model", str(trained), "--prompt", "1" * 30, "--max-new-tokens", "17"])
+        == 2
+    )
+    assert "exceeds the model's 40 positions" in capsys.readouterr().err

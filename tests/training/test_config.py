@@ -1,0 +1,86 @@
+from pathlib import Path
+
+import pytest
+
+from dlm.config import ConfigError, load_config
+from dlm.training import TrainConfig, load_train_config
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def test_unknown_key_names_the_closest_valid_key():
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown config key 'optim.learning_rat'; did you mean 'optim.lr'|unknown config key 'optim.learning_rat'",
+    ):
+        load_train_config(None, ["optim.learning_rat=1e-3"])
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'optim.max_step'; did you mean 'optim.max_steps'\?"
+    ):
+        load_train_config(None, ["optim.max_step=10"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'modle'; did you mean 'model'\?"):
+        load_train_config(None, ["modle.arch=gpt2"])
+
+
+def test_overrides_are_typed():
+    cfg = load_train_config(
+        None,
+        [
+            "optim.lr=3e-4",
+            "optim.max_steps=12",
+            "model.shift=false",
+            "optim.betas=[0.9,0.95]",
+            "data.task_options={box_rows: 2}",
+        ],
+    )
+    assert cfg.optim.lr == pytest.approx(3e-4) and isinstance(cfg.optim.lr, float)
+    assert cfg.optim.max_steps == 12 and cfg.model.shift is False
+    assert cfg.optim.betas == [0.9, 0.95]
+    assert cfg.data.task_options == {"box_rows": 2}
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.max_steps=ten", "optim.max_steps must be an integer"),
+        ("model.shift=maybe", "model.shift must be true or false"),
+        ("model.attention=sideways", "model.attention must be one of"),
+        ("optim.lr", "must look like key=value"),
+        ("optim.max_steps=0", "optim.max_steps must be at least 1"),
+    ],
+)
+def test_bad_values_are_clear_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_train_config(None, [override])
+
+
+def test_diffusion_objective_refuses_causal_attention():
+    with pytest.raises(ConfigError, match="needs non-causal attention"):
+        load_train_config(None, ["objective=sft", "model.attention=causal"])
+    assert load_train_config(None, ["objective=ar"]).model.attention == "causal"
+
+
+def test_missing_and_invalid_recipe_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_train_config(str(tmp_path / "nope.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(TrainConfig, bad)
+
+
+def test_every_shipped_recipe_loads():
+    recipes = sorted(RECIPES.rglob("*.yaml"))
+    assert recipes, "no recipes shipped"
+    for path in recipes:
+        load_train_config(str(path))
+
+
+def test_sudoku_recipe_is_the_demo_run():
+    from dlm.config import to_dict
+    from dlm.demo import demo_config
+
+    recipe = load_train_config(str(RECIPES / "sudoku" / "diffusion.yaml"))
+    demo = demo_config(recipe.output_dir)
+    demo.progress = recipe.progress
+    assert to_dict(recipe) == to_dict(demo)
