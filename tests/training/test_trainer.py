@@ -137,3 +137,73 @@ def test_diffusion_loss_only_touches_the_target_region(tmp_path):
         sep_at = int((data.input_ids[row] == sep).nonzero()[0])
         assert not data.noisable[row, : sep_at + 1].any() and data.noisable[row, sep_at + 1 :].all()
     assert torch.equal(data.loss_mask, data.noisable)  # 2x2 sudoku targets have no padding
+
+
+def test_pretrain_on_a_text_file_with_a_saved_tokenizer(tmp_path, char_tokenizer):
+    char_tokenizer.save_pretrained(tmp_path / "tok")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join("abcdefghij"[i:] + "0123456789"[: i + 3] for i in range(10)) * 4)
+    cfg = load_train_config(
+        None,
+        [
+            "objective=pretrain",
+            f"data.train_file={corpus}",
+            f"data.tokenizer={tmp_path / 'tok'}",
+            "data.seq_len=16",
+            "model.hidden_size=32",
+            "model.num_layers=1",
+            "model.num_heads=2",
+            "model.max_positions=16",
+            "model.attention=annealed",
+            "model.anneal_steps=3",
+            "optim.batch_size=4",
+            "optim.max_steps=4",
+            "progress=false",
+            f"output_dir={tmp_path / 'run'}",
+        ],
+    )
+    prepared = prepare_data(cfg)
+    assert prepared.train.seq_len == 16 and prepared.train.noisable.all()
+    result, _ = train(cfg)
+    assert result.steps == 4 and all(torch.isfinite(torch.tensor(result.losses)))
+    assert DiffusionLM.from_pretrained(result.model_dir).config.attention == "annealed"
+
+
+def test_continue_training_an_hf_causal_lm_with_a_new_mask_token(tmp_path, char_tokenizer):
+    from transformers import AutoTokenizer
+
+    from dlm.models import backbone_config, build_backbone
+
+    base = tmp_path / "base"
+    build_backbone(
+        backbone_config(
+            "llama",
+            vocab_size=len(char_tokenizer),
+            hidden_size=32,
+            num_layers=1,
+            num_heads=2,
+            max_positions=40,
+        )
+    ).save_pretrained(base)
+    char_tokenizer.save_pretrained(base)
+    src = tmp_path / "pairs.jsonl"
+    src.write_text(
+        "".join(f'{{"prompt": "{i}{i + 1}", "target": "{i + 2}{i + 3}"}}\n' for i in range(6))
+    )
+    cfg = load_train_config(
+        None,
+        [
+            f"model.init={base}",
+            "model.mask_token=<|mask|>",
+            f"data.train_file={src}",
+            "optim.batch_size=2",
+            "optim.max_steps=2",
+            "progress=false",
+            f"output_dir={tmp_path / 'run'}",
+        ],
+    )
+    result, prepared = train(cfg)
+    model = DiffusionLM.from_pretrained(result.model_dir)
+    assert model.config.mask_token_id == len(char_tokenizer)
+    assert model.vocab_size == len(char_tokenizer) + 1
+    assert AutoTokenizer.from_pretrained(result.model_dir).mask_token == "<|mask|>"
