@@ -19,15 +19,30 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .canvas import build_canvas, trim_after_eos
+from .canvas import Canvas, build_canvas, trim_after_eos
 from .policies import POLICIES, gumbel_like, score_positions, select_top_k
-from .proposal import propose
+from .proposal import Proposal, propose
 from .schedule import commit_counts, time_grid
 
 if TYPE_CHECKING:
     from dlm.models import DiffusionLM
 
-__all__ = ["GenerationOutput", "generate"]
+__all__ = ["GenerationOutput", "SamplerSettings", "generate"]
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Everything a loop needs to know besides the model and the canvas."""
+
+    steps: int
+    policy: str = "confidence"
+    temperature: float = 0.0
+    top_p: float | None = None
+    top_k: int | None = None
+    policy_temperature: float = 0.0
+    eps: float = 1e-3
+    remask_noise: float = 0.5
+    output_history: bool = False
 
 
 @dataclass
@@ -157,22 +172,19 @@ def generate(
     was_training = model.training
     model.eval()
     start = time.perf_counter()
-    run = _remask_loop if policy == "remask" else _commit_loop
-    tokens, nfe, history = run(
-        model,
-        canvas,
+    settings = SamplerSettings(
         steps=steps,
         policy=policy,
         temperature=temperature,
         top_p=top_p,
         top_k=top_k,
         policy_temperature=policy_temperature,
-        generator=generator,
         eps=eps,
         remask_noise=remask_noise,
         output_history=output_history,
-        pad_id=pad_id,
     )
+    run = _remask_loop if policy == "remask" else _commit_loop
+    tokens, nfe, history = run(model, canvas, settings, generator, pad_id)
     tokens = trim_after_eos(tokens, canvas.prompt_length, cfg.eos_token_id, pad_id)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -188,114 +200,93 @@ def generate(
     )
 
 
+def _propose(
+    model: DiffusionLM,
+    canvas: Canvas,
+    tokens: torch.Tensor,
+    s: SamplerSettings,
+    generator: torch.Generator | None,
+) -> Proposal:
+    """One forward pass over the canvas and a token proposal for the generation region."""
+    logits = model(tokens, canvas.attention_mask)[:, canvas.prompt_length :]
+    return propose(
+        logits,
+        temperature=s.temperature,
+        top_p=s.top_p,
+        top_k=s.top_k,
+        mask_token_id=model.config.mask_token_id,
+        generator=generator,
+    )
+
+
+LoopResult = tuple[torch.Tensor, int, "list[torch.Tensor] | None"]
+
+
 def _commit_loop(
-    model,
-    canvas,
-    *,
-    steps,
-    policy,
-    temperature,
-    top_p,
-    top_k,
-    policy_temperature,
-    generator,
-    eps,
-    remask_noise,
-    output_history,
-    pad_id,
-):
+    model: DiffusionLM,
+    canvas: Canvas,
+    s: SamplerSettings,
+    generator: torch.Generator | None,
+    pad_id: int,
+) -> LoopResult:
     """Policies that commit masked positions for good: random, confidence, margin, entropy."""
     cfg = model.config
     tokens = canvas.tokens.clone()
-    p0 = canvas.prompt_length
-    region = tokens[:, p0:]  # a view: writes land in ``tokens``
+    region = tokens[:, canvas.prompt_length :]  # a view: writes land in ``tokens``
     masked = canvas.free & (region == cfg.mask_token_id)
-    counts = commit_counts(masked.sum(1), steps)
-    grid = time_grid(steps, eps)
-    history = [tokens.clone()] if output_history else None
+    counts = commit_counts(masked.sum(1), s.steps)
+    grid = time_grid(s.steps, s.eps)
+    history = [tokens.clone()] if s.output_history else None
     nfe = 0
-    for i in range(steps):
+    for i in range(s.steps):
         if not masked.any():
             break
-        logits = model(tokens, canvas.attention_mask)[:, p0:]
+        proposal = _propose(model, canvas, tokens, s, generator)
         nfe += 1
-        proposal = propose(
-            logits,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            mask_token_id=cfg.mask_token_id,
-            generator=generator,
-        )
-        last = i == steps - 1
-        if policy == "random":
-            t, s = float(grid[i]), float(grid[i + 1])
-            reveal = 1.0 if last else 1.0 - s / t
+        last = i == s.steps - 1
+        if s.policy == "random":
+            reveal = 1.0 if last else 1.0 - float(grid[i + 1]) / float(grid[i])
             draw = torch.rand(masked.shape, generator=generator, device=masked.device)
             commit = masked & (draw < reveal)
         else:
             k = masked.sum(1) if last else counts[:, i]
+            scores = score_positions(s.policy, proposal)
             commit = select_top_k(
-                score_positions(policy, proposal),
-                masked,
-                k,
-                temperature=policy_temperature,
-                generator=generator,
+                scores, masked, k, temperature=s.policy_temperature, generator=generator
             )
         region[commit] = proposal.tokens[commit]
-        masked = masked & ~commit
-        masked = _finish_rows(region, masked, cfg.eos_token_id, pad_id)
+        masked = _finish_rows(region, masked & ~commit, cfg.eos_token_id, pad_id)
         if history is not None:
             history.append(tokens.clone())
     return tokens, nfe, history
 
 
 def _remask_loop(
-    model,
-    canvas,
-    *,
-    steps,
-    policy,
-    temperature,
-    top_p,
-    top_k,
-    policy_temperature,
-    generator,
-    eps,
-    remask_noise,
-    output_history,
-    pad_id,
-):
+    model: DiffusionLM,
+    canvas: Canvas,
+    s: SamplerSettings,
+    generator: torch.Generator | None,
+    pad_id: int,
+) -> LoopResult:
     """MGDM easy-first decoding: re-predict every free position, re-mask the least confident."""
-    cfg = model.config
+    mask_id = model.config.mask_token_id
     tokens = canvas.tokens.clone()
     p0 = canvas.prompt_length
     free = canvas.free
     num_free = free.sum(1)
-    history = [tokens.clone()] if output_history else None
-    nfe = 0
-    for i in range(steps):
-        logits = model(tokens, canvas.attention_mask)[:, p0:]
-        nfe += 1
-        proposal = propose(
-            logits,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            mask_token_id=cfg.mask_token_id,
-            generator=generator,
-        )
+    history = [tokens.clone()] if s.output_history else None
+    for i in range(s.steps):
+        proposal = _propose(model, canvas, tokens, s, generator)
         region = torch.where(free, proposal.tokens, tokens[:, p0:])
-        t = steps - 1 - i
+        t = s.steps - 1 - i
         if t > 0:
-            ratio = t / steps
+            ratio = t / s.steps
             k = torch.floor(num_free.double() * ratio).long()
             score = torch.log(proposal.confidence.clamp_min(1e-30))
-            if remask_noise > 0:
-                score = score + remask_noise * ratio * gumbel_like(score, generator)
-            remask = select_top_k(-score, free, k)
-            region = region.masked_fill(remask, cfg.mask_token_id)
+            if s.remask_noise > 0:
+                score = score + s.remask_noise * ratio * gumbel_like(score, generator)
+            region = region.masked_fill(select_top_k(-score, free, k), mask_id)
         tokens = torch.cat([tokens[:, :p0], region], dim=1)
         if history is not None:
             history.append(tokens.clone())
-    return tokens, nfe, history
+    return tokens, s.steps, history
