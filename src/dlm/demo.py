@@ -52,7 +52,7 @@ DEMO_RECIPE: dict[str, Any] = {
         "n_eval": 256,
         "seed": 0,
     },
-    "diffusion": {"schedule": "linear", "weighting": "elbo", "stratified": True},
+    "diffusion": {"schedule": "cosine", "weighting": "elbo", "stratified": True},
     "optim": {
         "lr": 1e-3,
         "warmup_steps": 50,
