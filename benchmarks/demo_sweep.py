@@ -17,13 +17,15 @@ import tempfile
 
 VARIANTS: dict[str, dict] = {
     "base": {},
+    "linear-schedule": {"diffusion.schedule": "linear"},
     "weight-none": {"diffusion.weighting": "none"},
     "lr2e-3": {"optim.lr": 2e-3},
-    "lr2e-3-none": {"optim.lr": 2e-3, "diffusion.weighting": "none"},
     "steps900": {"optim.max_steps": 900},
-    "cosine": {"diffusion.schedule": "cosine"},
+    "betas95": {"optim.betas": [0.9, 0.95]},
+    "betas95-lr1.5e-3": {"optim.betas": [0.9, 0.95], "optim.lr": 1.5e-3},
+    "steps900-betas95": {"optim.max_steps": 900, "optim.betas": [0.9, 0.95]},
+    "lr7e-4-steps900": {"optim.lr": 7e-4, "optim.max_steps": 900},
     "h96-steps900": {"model.hidden_size": 96, "optim.max_steps": 900},
-    "lr1.5e-3-w20": {"optim.lr": 1.5e-3, "optim.warmup_steps": 20},
 }
 
 
