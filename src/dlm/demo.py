@@ -55,9 +55,10 @@ DEMO_RECIPE: dict[str, Any] = {
     "diffusion": {"schedule": "cosine", "weighting": "elbo", "stratified": True},
     "optim": {
         "lr": 1e-3,
+        "betas": [0.9, 0.95],
         "warmup_steps": 50,
         "scheduler": "cosine",
-        "max_steps": 700,
+        "max_steps": 900,
         "batch_size": 64,
         "max_grad_norm": 1.0,
     },
