@@ -45,7 +45,15 @@ def run_generate(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         policy_temperature=args.policy_temperature,
         seed=args.seed,
+        block_length=args.block_length,
+        threshold=args.threshold,
+        factor=args.factor,
+        cache=args.cache,
+        compile=args.compile,
+        eos_penalty=args.eos_penalty,
     )
+    if args.stream:
+        return _stream(model, tokenizer, records, sampler)
     results = []
     for start in range(0, len(records), args.batch_size):
         chunk = records[start : start + args.batch_size]
@@ -63,4 +71,40 @@ def run_generate(args: argparse.Namespace) -> int:
     else:
         for r in results:
             print(r["output"] if args.prompt is not None else json.dumps(r, ensure_ascii=False))
+    return 0
+
+
+def render_region(
+    tokenizer, region: list[int], mask_token_id: int, pad_token_id: int | None
+) -> str:
+    """Text of a partly generated region, each mask shown as '·' (padding dropped)."""
+    pieces, run = [], []
+    for token in region:
+        if token == mask_token_id:
+            if run:
+                pieces.append(tokenizer.decode(run, skip_special_tokens=True))
+                run = []
+            pieces.append("·")
+        elif token != pad_token_id:
+            run.append(token)
+    if run:
+        pieces.append(tokenizer.decode(run, skip_special_tokens=True))
+    return "".join(pieces)
+
+
+def _stream(model: DiffusionLM, tokenizer, records: list[dict], sampler: dict) -> int:
+    """Print every row's canvas after every step (the terminal view of ``DiffusionLM.stream``)."""
+    cfg = model.config
+    input_ids, mask = batch_prompts(tokenizer, [str(r["prompt"]) for r in records])
+    last = None
+    for event in model.stream(input_ids, mask, **sampler):
+        for row in range(event.region.shape[0]):
+            text = render_region(
+                tokenizer, event.region[row].tolist(), cfg.mask_token_id, cfg.pad_token_id
+            )
+            prefix = f"step {event.step:>3}" + (f" row {row}" if len(records) > 1 else "")
+            print(f"{prefix} +{int(event.committed[row].sum()):<3} {text}", flush=True)
+        last = event
+    if last is not None:
+        print(f"{last.step + 1} steps, {last.nfe} forward passes", file=sys.stderr)
     return 0

@@ -45,6 +45,33 @@ def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
         help="> 0 samples positions from softmax(score / T) instead of taking the top ones",
     )
     group.add_argument("--seed", type=int, default=None)
+    group.add_argument(
+        "--block-length",
+        type=int,
+        default=None,
+        help="fill the region in semi-AR blocks of this size",
+    )
+    group.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="commit every token above this probability (and each row's best) per step",
+    )
+    group.add_argument(
+        "--factor", type=float, default=None, help="Fast-dLLM factor rule instead of a threshold"
+    )
+    group.add_argument(
+        "--cache",
+        choices=("none", "prefix", "dual"),
+        default="none",
+        help="key/value cache refreshed at each block start (approximate)",
+    )
+    group.add_argument(
+        "--compile", action="store_true", help="torch.compile the per-step forward (CUDA graphs)"
+    )
+    group.add_argument(
+        "--eos-penalty", type=float, default=0.0, help="annealed PAD/EOS logit penalty (0 = off)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", metavar="FILE.jsonl", help="write results here instead of printing them"
     )
     gen.add_argument("--batch-size", type=int, default=32)
+    gen.add_argument(
+        "--stream", action="store_true", help="show the canvas filling in, step by step"
+    )
     _add_sampler_options(gen)
     return parser
 

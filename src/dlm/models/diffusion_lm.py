@@ -12,8 +12,11 @@ without ``trust_remote_code``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -120,6 +123,23 @@ class DiffusionLM(nn.Module):
             set_causal(self.backbone, causal)
             self._causal_state = causal
 
+    def _check_length(self, length: int) -> None:
+        limit = self.max_positions
+        if limit is not None and length > limit:
+            raise ValueError(
+                f"sequence of {length} tokens exceeds the model's {limit} positions; "
+                "shorten the prompt or max_new_tokens, or use a model with more positions"
+            )
+
+    def _backend_mask(self, mask: torch.Tensor | None) -> torch.Tensor | None:
+        """Boolean masks for SDPA; an additive float mask for eager attention."""
+        if mask is None or getattr(self.backbone.config, "_attn_implementation", "sdpa") != "eager":
+            return mask
+        dtype = self.backbone.get_input_embeddings().weight.dtype
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+            ~mask, torch.finfo(dtype).min
+        )
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -134,12 +154,7 @@ class DiffusionLM(nn.Module):
         the Bernoulli rate of the ``annealed`` mode (None means fully annealed, i.e.
         bidirectional, which is how an annealed model is sampled).
         """
-        limit = self.max_positions
-        if limit is not None and input_ids.shape[1] > limit:
-            raise ValueError(
-                f"sequence of {input_ids.shape[1]} tokens exceeds the model's {limit} positions; "
-                "shorten the prompt or max_new_tokens, or use a model with more positions"
-            )
+        self._check_length(input_ids.shape[1])
         ratio = 1.0 if anneal_ratio is None else anneal_ratio
         att = build_attention(
             self.config.attention,
@@ -150,22 +165,78 @@ class DiffusionLM(nn.Module):
             generator=generator,
         )
         self._set_causal(att.causal)
-        mask = att.attention_mask
-        if (
-            mask is not None
-            and getattr(self.backbone.config, "_attn_implementation", "sdpa") == "eager"
-        ):
-            dtype = self.backbone.get_input_embeddings().weight.dtype
-            mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
-                ~mask, torch.finfo(dtype).min
-            )
-        out = self.backbone(
-            input_ids=input_ids, attention_mask=mask, position_ids=att.position_ids, use_cache=False
+        logits, _ = self.backbone_call(
+            input_ids, self._backend_mask(att.attention_mask), att.position_ids
         )
-        logits = out.logits
-        if self.config.shift:
-            logits = shift_logits(logits, attention_mask)
-        return logits
+        return shift_logits(logits, attention_mask) if self.config.shift else logits
+
+    def canvas_forward(
+        self,
+        attention_mask: torch.Tensor | None,
+        seq_len: int,
+        device: torch.device | None = None,
+        *,
+        compile: bool = False,
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A function of the tokens alone giving aligned logits for one fixed canvas layout.
+
+        The attention inputs are built once (the sampler calls it every step). With
+        ``compile`` the forward runs through ``torch.compile(mode="reduce-overhead")``, which
+        on a GPU replays a captured CUDA graph (the canvas has a static shape); the compiled
+        function is kept on the model, so later calls with the same shapes reuse it. An
+        annealed model is sampled bidirectionally.
+        """
+        self._check_length(seq_len)
+        mode = "bidirectional" if self.config.attention == "annealed" else self.config.attention
+        att = build_attention(mode, attention_mask, seq_len, device=device)
+        self._set_causal(att.causal)
+        mask, positions = self._backend_mask(att.attention_mask), att.position_ids
+        run = self._compiled_canvas_logits if compile else self._canvas_logits
+        return lambda input_ids: run(input_ids, mask, positions, attention_mask)
+
+    def _canvas_logits(
+        self,
+        input_ids: torch.Tensor,
+        mask: torch.Tensor | None,
+        positions: torch.Tensor | None,
+        padding: torch.Tensor | None,
+    ) -> torch.Tensor:
+        logits, _ = self.backbone_call(input_ids, mask, positions)
+        return shift_logits(logits, padding) if self.config.shift else logits
+
+    @functools.cached_property
+    def _compiled_canvas_logits(self) -> Callable[..., torch.Tensor]:
+        return torch.compile(self._canvas_logits, mode="reduce-overhead", dynamic=False)
+
+    def backbone_call(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        *,
+        cache: Any = None,
+        use_cache: bool = False,
+    ) -> tuple[torch.Tensor, Any]:
+        """Raw (unshifted) backbone logits and, with ``use_cache``, the key/value cache."""
+        kwargs: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "position_ids": position_ids,
+            "use_cache": use_cache,
+        }
+        if cache is not None:
+            kwargs[self._cache_argument] = cache
+        out = self.backbone(**kwargs)
+        new_cache = getattr(out, "cache", None) if use_cache else None
+        if use_cache and new_cache is None:
+            new_cache = getattr(out, "past_key_values", None)
+        return out.logits, new_cache
+
+    @functools.cached_property
+    def _cache_argument(self) -> str:
+        """transformers renamed ``past_key_values`` to ``cache``; use whichever the backbone takes."""
+        params = inspect.signature(self.backbone.forward).parameters
+        return "cache" if "cache" in params else "past_key_values"
 
     # ------------------------------------------------------------------ sampling
     def generate(
@@ -175,6 +246,12 @@ class DiffusionLM(nn.Module):
         from dlm.sampling import generate  # sampling sits above models; imported on use
 
         return generate(self, input_ids, attention_mask, **kwargs)
+
+    def stream(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
+        """Yield one ``StepEvent`` per sampling step; see ``dlm.sampling.stream``."""
+        from dlm.sampling import stream
+
+        return stream(self, input_ids, attention_mask, **kwargs)
 
     # ------------------------------------------------------------------ construction
     @classmethod

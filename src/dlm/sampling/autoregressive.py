@@ -28,7 +28,7 @@ def ar_generate(
     *,
     max_new_tokens: int,
 ):
-    from .generate import GenerationOutput, _count_generated
+    from .generate import GenerationOutput, count_generated
 
     cfg = model.config
     pad_id = cfg.pad_token_id if cfg.pad_token_id is not None else (cfg.eos_token_id or 0)
@@ -74,5 +74,5 @@ def ar_generate(
         prompt_length=ids.shape[1],
         nfe=nfe,
         wall_time=wall,
-        generated_tokens=_count_generated(out[:, ids.shape[1] :], cfg.eos_token_id),
+        generated_tokens=count_generated(out[:, ids.shape[1] :], cfg.eos_token_id),
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Proposal", "filter_logits", "propose"]
+__all__ = ["Proposal", "filter_logits", "penalize_end_tokens", "propose"]
 
 
 @dataclass
@@ -64,3 +64,20 @@ def propose(
         tokens = probs.argmax(dim=-1)
     confidence = probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
     return Proposal(tokens, confidence, probs)
+
+
+def penalize_end_tokens(
+    logits: torch.Tensor, token_ids: list[int], strength: float, masked_fraction: torch.Tensor
+) -> torch.Tensor:
+    """Dream-Coder's annealed PAD/EOS penalty: add strength * log(1 - t + 1e-3) to their logits.
+
+    ``t`` is each row's fraction of the generation region still masked, so the penalty is
+    about -6.9 * strength on an empty canvas and vanishes as the canvas fills.
+    """
+    if strength == 0.0 or not token_ids:
+        return logits
+    penalty = strength * torch.log(1.0 - masked_fraction.float() + 1e-3)  # (B,)
+    logits = logits.clone()
+    ids = torch.tensor(sorted(set(token_ids)), device=logits.device)
+    logits[..., ids] += penalty.to(logits.dtype).view(-1, 1, 1)
+    return logits
