@@ -63,6 +63,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
                 errors.append(str(err))
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
     if origin is typing.Literal:
+        if isinstance(value, bool) and ("no" if not value else "yes") in args:
+            value = "no" if not value else "yes"  # YAML 1.1 reads a bare no/yes as a boolean
         if value not in args:
             raise ConfigError(
                 f"{where} must be one of {', '.join(map(repr, args))}; got {value!r}{_closest(str(value), [str(a) for a in args])}"

@@ -84,3 +84,8 @@ def test_sudoku_recipe_is_the_demo_run():
     demo = demo_config(recipe.output_dir)
     demo.progress = recipe.progress
     assert to_dict(recipe) == to_dict(demo)
+
+
+def test_yaml_no_is_read_as_the_string_option():
+    assert load_train_config(None, ["optim.mixed_precision=no"]).optim.mixed_precision == "no"
+    assert load_train_config(None, ["optim.mixed_precision=bf16"]).optim.mixed_precision == "bf16"

@@ -1,9 +1,10 @@
 """Problem families with seeded offline generators, tokenizers and verifiers."""
 
 from .base import Example, Task
+from .multi_sudoku import MultiSudokuTask
 from .sudoku import SudokuTask
 
-TASKS = {"sudoku": SudokuTask}
+TASKS = {"sudoku": SudokuTask, "multi-sudoku": MultiSudokuTask}
 
 
 def get_task(name: str, **options) -> Task:
@@ -13,4 +14,4 @@ def get_task(name: str, **options) -> Task:
     return TASKS[name](**options)
 
 
-__all__ = ["TASKS", "Example", "SudokuTask", "Task", "get_task"]
+__all__ = ["TASKS", "Example", "MultiSudokuTask", "SudokuTask", "Task", "get_task"]

@@ -1,0 +1,153 @@
+"""Sampler speed and accuracy, side by side on one trained model and one set of prompts.
+
+    python benchmarks/sampling.py --model DIR [--n 64] [--batch-size 16] [--device cuda] [--compile]
+
+The model is a task model trained in this project (e.g. ``recipes/sudoku/multi7.yaml``: seven
+6x6 puzzles per example, 253 generated tokens); the task and its options are read from the
+checkpoint's ``train_config.yaml`` or given with ``--task``/``--task-options``. Every
+configuration decodes the same held-out prompts:
+
+  vanilla      whole canvas, one token per step, no cache
+  blocks       + semi-autoregressive blocks of --block-length (steps still = tokens)
+  prefix       + prefix KV cache
+  dual         + dual KV cache
+  threshold    blocks + confidence threshold --threshold (no cache)
+  all          blocks + dual cache + threshold
+
+and reports accuracy (the task's verifier; for multi-puzzle Sudoku, the share of puzzles
+solved), forward passes, wall time, generated tokens/s and the speed-up over vanilla. A warm-up
+batch runs before timing. Prints a markdown table for benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+from pathlib import Path
+
+import torch
+import yaml
+from transformers import AutoTokenizer
+
+from dlm.evaluation import batch_prompts, decode_answers
+from dlm.models import DiffusionLM
+from dlm.tasks import get_task
+
+CONFIGS = {
+    "vanilla": {},
+    "blocks": {"block_length": "B"},
+    "prefix": {"block_length": "B", "cache": "prefix"},
+    "dual": {"block_length": "B", "cache": "dual"},
+    "threshold": {"block_length": "B", "threshold": "T"},
+    "all": {"block_length": "B", "cache": "dual", "threshold": "T"},
+}
+
+
+def score(task, examples, answers) -> float:
+    per = getattr(task, "puzzle_accuracy", None)
+    if per is not None:
+        return statistics.mean(per(e, a) for e, a in zip(examples, answers, strict=True))
+    return statistics.mean(float(task.verify(e, a)) for e, a in zip(examples, answers, strict=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--task", default=None)
+    parser.add_argument("--task-options", default=None, help="JSON")
+    parser.add_argument("--n", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=12345, help="seed of the held-out examples")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--block-length", type=int, default=32)
+    parser.add_argument("--threshold", type=float, default=0.9)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument(
+        "--compile", action="store_true", help="also time vanilla and blocks with compile=True"
+    )
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    args = parser.parse_args()
+
+    model_dir = Path(args.model)
+    train_config = {}
+    for candidate in (model_dir / "train_config.yaml", model_dir.parent / "train_config.yaml"):
+        if candidate.is_file():
+            train_config = yaml.safe_load(candidate.read_text())
+            break
+    task_name = args.task or train_config.get("data", {}).get("task")
+    options = (
+        json.loads(args.task_options)
+        if args.task_options
+        else train_config.get("data", {}).get("task_options", {})
+    )
+    task = get_task(task_name, **options)
+    examples = task.generate(args.n, seed=args.seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = DiffusionLM.from_pretrained(
+        model_dir, dtype=getattr(torch, args.dtype), device=args.device
+    )
+    max_new = max(len(tokenizer.encode(e.target, add_special_tokens=False)) for e in examples) + 1
+
+    configs = {name: CONFIGS[name] for name in args.configs}
+    if args.compile:
+        configs["vanilla+compile"] = {"compile": True}
+        configs["threshold+compile"] = {"block_length": "B", "threshold": "T", "compile": True}
+    rows = []
+    for name, raw in configs.items():
+        options = {
+            k: {"B": args.block_length, "T": args.threshold}.get(v, v) for k, v in raw.items()
+        }
+        sampler = {"max_new_tokens": max_new, "steps": max_new, "policy": "confidence", **options}
+        warm_ids, warm_mask = batch_prompts(
+            tokenizer, [e.prompt for e in examples[: args.batch_size]]
+        )
+        model.generate(warm_ids, warm_mask, **sampler)  # warm-up (and compilation)
+        answers, nfe, seconds, tokens = [], 0, 0.0, 0
+        for start in range(0, len(examples), args.batch_size):
+            chunk = examples[start : start + args.batch_size]
+            ids, mask = batch_prompts(tokenizer, [e.prompt for e in chunk])
+            out = model.generate(ids, mask, **sampler)
+            answers += decode_answers(tokenizer, out.generated)
+            nfe += out.nfe
+            seconds += out.wall_time
+            tokens += out.generated_tokens
+        rows.append(
+            {
+                "config": name,
+                "accuracy": score(task, examples, answers),
+                "nfe": nfe,
+                "seconds": seconds,
+                "tokens_per_s": tokens / seconds,
+                "tokens_per_forward": tokens / nfe,
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+
+    base = next((r for r in rows if r["config"] == "vanilla"), rows[0])
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    device = (
+        torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else (platform.processor() or "cpu")
+    )
+    print(
+        f"\nmodel {model_dir}, task {task_name} {options}, {args.n} prompts x {max_new} new tokens, batch "
+        f"{args.batch_size}, block {args.block_length}, threshold {args.threshold}, {args.dtype} on {device} "
+        f"({torch.get_num_threads()} threads), torch {torch.__version__}, commit {commit}\n"
+    )
+    print("| config | accuracy | NFE | tokens/forward | wall s | tokens/s | speed-up |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['config']} | {r['accuracy']:.1%} | {r['nfe']} | {r['tokens_per_forward']:.2f} | {r['seconds']:.2f} | "
+            f"{r['tokens_per_s']:.0f} | {r['tokens_per_s'] / base['tokens_per_s']:.1f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()

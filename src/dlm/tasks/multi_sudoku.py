@@ -1,0 +1,68 @@
+"""Several Sudoku puzzles per example: long answers with real dependencies, for sampler benchmarks.
+
+An example concatenates ``count`` puzzles of one size (prompt) and their solutions (target),
+so seven 6x6 puzzles make a 252-token answer. Every cell depends on its row, column and box
+and nowhere else, so decoding many tokens per step can go wrong in the way that matters for
+parallel decoding. ``verify`` needs every puzzle solved; ``puzzle_accuracy`` is the share of
+puzzles solved, the finer metric the sampling benchmark reports.
+"""
+
+from __future__ import annotations
+
+from transformers import PreTrainedTokenizerFast
+
+from .base import Example
+from .sudoku import SudokuTask
+
+__all__ = ["MultiSudokuTask"]
+
+
+class MultiSudokuTask:
+    name = "multi-sudoku"
+
+    def __init__(self, count: int = 7, **sudoku_options) -> None:
+        if count < 1:
+            raise ValueError(f"count must be at least 1; got {count}")
+        self.count = count
+        self.single = SudokuTask(**sudoku_options)
+
+    def tokenizer(self) -> PreTrainedTokenizerFast:
+        return self.single.tokenizer()
+
+    def _group(self, puzzles: list[Example]) -> list[Example]:
+        k = self.count
+        return [
+            Example(
+                "".join(e.prompt for e in chunk),
+                "".join(e.target for e in chunk),
+                {"givens": [e.meta["givens"] for e in chunk]},
+            )
+            for chunk in (puzzles[i : i + k] for i in range(0, len(puzzles) - k + 1, k))
+        ]
+
+    def generate(self, n: int, seed: int) -> list[Example]:
+        return self._group(self.single.generate(n * self.count, seed))
+
+    def generate_splits(
+        self, n_train: int, n_test: int, seed: int
+    ) -> tuple[list[Example], list[Example]]:
+        train, test = self.single.generate_splits(n_train * self.count, n_test * self.count, seed)
+        return self._group(train), self._group(test)
+
+    def _parts(self, text: str) -> list[str]:
+        cells = self.single.cells
+        return [text[i * cells : (i + 1) * cells] for i in range(self.count)]
+
+    def puzzle_accuracy(self, example: Example, answer: str) -> float:
+        """Share of the example's puzzles that ``answer`` solves."""
+        answer = answer.strip()
+        if len(answer) != len(example.prompt):
+            return 0.0
+        solved = [
+            self.single.verify(Example(p, ""), a)
+            for p, a in zip(self._parts(example.prompt), self._parts(answer), strict=True)
+        ]
+        return sum(solved) / self.count
+
+    def verify(self, example: Example, answer: str) -> bool:
+        return self.puzzle_accuracy(example, answer) == 1.0
