@@ -118,9 +118,34 @@ def test_empty_data_file_and_prompt_too_long(trained, tmp_path, capsys):
 
 
 def test_generate_with_fast_sampling_options_and_stream(trained, capsys):
-    base = ["generate", "--model", str(trained), "--prompt", "1200340000000000", "--max-new-tokens", "17"]
-    assert main([*base, "--block-length", "4", "--cache", "dual", "--threshold", "0.9", "--eos-penalty", "1"]) == 0
+    base = [
+        "generate",
+        "--model",
+        str(trained),
+        "--prompt",
+        "1200340000000000",
+        "--max-new-tokens",
+        "17",
+    ]
+    assert (
+        main(
+            [
+                *base,
+                "--block-length",
+                "4",
+                "--cache",
+                "dual",
+                "--threshold",
+                "0.9",
+                "--eos-penalty",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert main([*base, "--steps", "5", "--block-length", "4", "--stream"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step")]
     assert lines[0].startswith("step   0") and "·" not in lines[-1]
-    assert sum(int(line.split()[2].lstrip("+")) for line in lines) == 17  # each position committed once
+    assert (
+        sum(int(line.split()[2].lstrip("+")) for line in lines) == 17
+    )  # each position committed once

@@ -2,11 +2,27 @@
 
 import pytest
 import torch
+
+from dlm.sampling import (
+    factor_commit,
+    generate,
+    penalize_end_tokens,
+    plan_blocks,
+    stream,
+    threshold_commit,
+)
+from dlm.sampling.canvas import build_canvas
+from dlm.sampling.forward import make_step_forward
 from helpers import EOS_ID, MASK_ID, PAD_ID, tiny_model
 
-from dlm.sampling import factor_commit, generate, penalize_end_tokens, plan_blocks, stream, threshold_commit
-from dlm.sampling.forward import make_step_forward
-from dlm.sampling.canvas import build_canvas
+
+def _score(p, policy):
+    top = torch.topk(p, 2).values
+    return {
+        "confidence": top[0],
+        "margin": top[0] - top[1],
+        "entropy": (p * p.clamp_min(1e-30).log()).sum(),
+    }[policy]
 
 
 @torch.no_grad()
@@ -26,12 +42,12 @@ def reference_blocks(model, prompt, n_new, steps, block_length, policy="confiden
             logits = model(x)[0].clone()
             logits[:, MASK_ID] = float("-inf")
             probs = torch.softmax(logits, -1)
-            k = len(masked) if i == b_steps - 1 else n_masked // b_steps + (1 if i < n_masked % b_steps else 0)
-            def score(j):
-                p = probs[j]
-                top = torch.topk(p, 2).values
-                return {"confidence": top[0], "margin": top[0] - top[1], "entropy": (p * p.clamp_min(1e-30).log()).sum()}[policy]
-            for j in sorted(masked, key=lambda j: -float(score(j)))[:k]:
+            k = (
+                len(masked)
+                if i == b_steps - 1
+                else n_masked // b_steps + (1 if i < n_masked % b_steps else 0)
+            )
+            for j in sorted(masked, key=lambda j: -float(_score(probs[j], policy)))[:k]:
                 x[0, j] = int(probs[j].argmax())
     return x[0, p0:]
 
@@ -46,9 +62,14 @@ def test_blocks_match_plain_reference(policy, block_length, steps):
         with pytest.raises(ValueError, match="at least the number of blocks"):
             generate(model, prompts, max_new_tokens=10, steps=steps, block_length=block_length)
         return
-    out = generate(model, prompts, max_new_tokens=10, steps=steps, block_length=block_length, policy=policy)
+    out = generate(
+        model, prompts, max_new_tokens=10, steps=steps, block_length=block_length, policy=policy
+    )
     for row in range(2):
-        assert torch.equal(out.generated[row], reference_blocks(model, prompts[row], 10, steps, block_length, policy))
+        assert torch.equal(
+            out.generated[row],
+            reference_blocks(model, prompts[row], 10, steps, block_length, policy),
+        )
 
 
 def test_plan_blocks_splits_steps():
@@ -71,18 +92,29 @@ def test_threshold_one_with_one_token_per_step_equals_fixed_schedule(block_lengt
 def test_threshold_zero_commits_a_whole_block_per_forward():
     model = tiny_model()
     model.config.eos_token_id = None
-    out = generate(model, torch.randint(5, 40, (2, 4)), max_new_tokens=12, block_length=4, threshold=0.0)
+    out = generate(
+        model, torch.randint(5, 40, (2, 4)), max_new_tokens=12, block_length=4, threshold=0.0
+    )
     assert out.nfe == 3 and not (out.generated == MASK_ID).any()
 
 
 def test_threshold_and_factor_rules_by_hand():
     conf = torch.tensor([[0.95, 0.5, 0.92, 0.1], [0.3, 0.2, 0.1, 0.05]])
     eligible = torch.tensor([[True, True, True, True], [True, True, False, False]])
-    assert threshold_commit(conf, conf, eligible, 0.9).tolist() == [[True, False, True, False], [True, False, False, False]]
+    assert threshold_commit(conf, conf, eligible, 0.9).tolist() == [
+        [True, False, True, False],
+        [True, False, False, False],
+    ]
     # factor 1: rank r accepted iff conf >= 1 - 1/(r+1): rank1 always, rank2 needs 0.667, rank3 0.75
-    assert factor_commit(conf, eligible, 1.0).tolist() == [[True, False, True, False], [True, False, False, False]]
+    assert factor_commit(conf, eligible, 1.0).tolist() == [
+        [True, False, True, False],
+        [True, False, False, False],
+    ]
     # factor 2: rank2 needs 1 - 2/3, rank3 needs 0.5
-    assert factor_commit(conf, eligible, 2.0).tolist() == [[True, True, True, False], [True, False, False, False]]
+    assert factor_commit(conf, eligible, 2.0).tolist() == [
+        [True, True, True, False],
+        [True, False, False, False],
+    ]
 
 
 @pytest.mark.parametrize("cache", ["prefix", "dual"])
@@ -125,8 +157,18 @@ def test_caches_keep_fixed_tokens_and_fill_every_mask():
     fixed = torch.full((2, 12), -1)
     fixed[:, 10:] = torch.tensor([11, 12])
     for cache in ["prefix", "dual"]:
-        out = generate(model, torch.randint(5, 40, (2, 4)), max_new_tokens=12, block_length=4, cache=cache, fixed=fixed)
-        assert torch.equal(out.generated[:, 10:], fixed[:, 10:]) and not (out.generated == MASK_ID).any()
+        out = generate(
+            model,
+            torch.randint(5, 40, (2, 4)),
+            max_new_tokens=12,
+            block_length=4,
+            cache=cache,
+            fixed=fixed,
+        )
+        assert (
+            torch.equal(out.generated[:, 10:], fixed[:, 10:])
+            and not (out.generated == MASK_ID).any()
+        )
 
 
 def test_cached_sampling_refuses_empty_prompts_of_shifted_models():
@@ -155,7 +197,11 @@ def test_stream_events_rebuild_the_generated_canvas():
 def test_steps_that_change_nothing_reuse_the_last_logits():
     model = tiny_model()
     model.config.eos_token_id = None
-    events = list(stream(model, torch.randint(5, 40, (1, 3)), max_new_tokens=4, steps=64, policy="random", seed=0))
+    events = list(
+        stream(
+            model, torch.randint(5, 40, (1, 3)), max_new_tokens=4, steps=64, policy="random", seed=0
+        )
+    )
     changed = sum(bool(e.committed.any()) for e in events)
     assert len(events) > changed  # some steps revealed nothing...
     assert events[-1].nfe == changed  # ...and cost no forward pass
@@ -171,14 +217,18 @@ def test_eos_penalty_by_hand_and_in_the_loop():
     with torch.no_grad():
         model.backbone.get_output_embeddings().weight[EOS_ID] *= 0
         model.backbone.get_output_embeddings().weight[EOS_ID, 0] = 0.0
-    first = next(iter(model.stream(torch.randint(5, 40, (4, 3)), max_new_tokens=6, eos_penalty=50.0)))
+    first = next(
+        iter(model.stream(torch.randint(5, 40, (4, 3)), max_new_tokens=6, eos_penalty=50.0))
+    )
     assert not ((first.region == EOS_ID) | (first.region == PAD_ID))[first.committed].any()
 
 
 def test_remask_rejects_blocks_and_caches():
     model = tiny_model()
     with pytest.raises(ValueError, match="remask"):
-        generate(model, torch.randint(5, 40, (1, 3)), max_new_tokens=4, policy="remask", block_length=2)
+        generate(
+            model, torch.randint(5, 40, (1, 3)), max_new_tokens=4, policy="remask", block_length=2
+        )
 
 
 def test_compiled_forward_gives_the_same_tokens_and_is_reused():
@@ -188,7 +238,9 @@ def test_compiled_forward_gives_the_same_tokens_and_is_reused():
     eager = generate(model, prompts, max_new_tokens=8, block_length=4, steps=4)
     compiled = generate(model, prompts, max_new_tokens=8, block_length=4, steps=4, compile=True)
     assert torch.equal(eager.sequences, compiled.sequences)
-    again = generate(model, prompts.flip(0), max_new_tokens=8, block_length=4, steps=4, compile=True)
+    again = generate(
+        model, prompts.flip(0), max_new_tokens=8, block_length=4, steps=4, compile=True
+    )
     assert torch.equal(again.sequences, eager.sequences.flip(0))
     with pytest.raises(ValueError, match="compile=True needs cache='none'"):
         generate(model, prompts, max_new_tokens=8, cache="prefix", compile=True)
