@@ -2,10 +2,12 @@
 
     python benchmarks/sampling.py --model DIR [--n 64] [--batch-size 16] [--device cuda] [--compile]
 
-The model is a task model trained in this project (e.g. ``recipes/sudoku/multi7.yaml``: seven
-6x6 puzzles per example, 253 generated tokens); the task and its options are read from the
-checkpoint's ``train_config.yaml`` or given with ``--task``/``--task-options``. Every
-configuration decodes the same held-out prompts:
+The model is one trained in this project: a task model (e.g. ``recipes/sudoku/multi7.yaml``,
+seven 6x6 puzzles per example, 253 generated tokens; task and options read from the
+checkpoint's ``train_config.yaml`` or given with ``--task``/``--task-options``) or, with
+``--infill PREFIX MIDDLE SUFFIX``, a corpus model (``recipes/text/stdlib-char.yaml``) filling the
+middle of held-out source files, scored by character accuracy. Every configuration decodes the
+same held-out prompts:
 
   vanilla      whole canvas, one token per step, no cache
   blocks       + semi-autoregressive blocks of --block-length (steps still = tokens)
@@ -32,6 +34,7 @@ import torch
 import yaml
 from transformers import AutoTokenizer
 
+from dlm.data import corpus_documents
 from dlm.evaluation import batch_prompts, decode_answers
 from dlm.models import DiffusionLM
 from dlm.tasks import get_task
@@ -44,6 +47,45 @@ CONFIGS = {
     "threshold": {"block_length": "B", "threshold": "T"},
     "all": {"block_length": "B", "cache": "dual", "threshold": "T"},
 }
+
+
+def infill_examples(tokenizer, documents, n, prefix, middle, suffix, seed):
+    """Held-out windows prefix | middle | suffix (characters), at seeded offsets."""
+    import random
+
+    rng = random.Random(seed)
+    width = prefix + middle + suffix
+    long_docs = [d for d in documents if len(d) > width]
+    out = []
+    while len(out) < n:
+        doc = rng.choice(long_docs)
+        at = rng.randrange(0, len(doc) - width)
+        window = doc[at : at + width]
+        if window.count("?") > 4:
+            continue
+        ids = tokenizer.encode(window, add_special_tokens=False)
+        out.append((ids[:prefix], ids[prefix : prefix + middle], ids[prefix + middle :]))
+    return out
+
+
+def run_infill(model, tokenizer, windows, batch_size, sampler):
+    """Fill the middle of each window (prefix as prompt, suffix pinned); character accuracy."""
+    correct = total = nfe = tokens = 0
+    seconds = 0.0
+    for start in range(0, len(windows), batch_size):
+        chunk = windows[start : start + batch_size]
+        ids = torch.tensor([w[0] for w in chunk])
+        middle = len(chunk[0][1])
+        fixed = torch.tensor([[-1] * middle + w[2] for w in chunk])
+        out = model.generate(ids, max_new_tokens=fixed.shape[1], fixed=fixed, **sampler)
+        got = out.generated[:, :middle].cpu()
+        gold = torch.tensor([w[1] for w in chunk])
+        correct += int((got == gold).sum())
+        total += gold.numel()
+        nfe += out.nfe
+        seconds += out.wall_time
+        tokens += gold.numel()
+    return correct / total, nfe, seconds, tokens
 
 
 def score(task, examples, answers) -> float:
@@ -69,6 +111,14 @@ def main() -> None:
         "--compile", action="store_true", help="also time vanilla and blocks with compile=True"
     )
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    parser.add_argument(
+        "--infill",
+        type=int,
+        nargs=3,
+        metavar=("PREFIX", "MIDDLE", "SUFFIX"),
+        default=None,
+        help="for a corpus model: fill MIDDLE characters between held-out PREFIX and SUFFIX",
+    )
     args = parser.parse_args()
 
     model_dir = Path(args.model)
@@ -77,19 +127,45 @@ def main() -> None:
         if candidate.is_file():
             train_config = yaml.safe_load(candidate.read_text())
             break
-    task_name = args.task or train_config.get("data", {}).get("task")
-    options = (
-        json.loads(args.task_options)
-        if args.task_options
-        else train_config.get("data", {}).get("task_options", {})
-    )
-    task = get_task(task_name, **options)
-    examples = task.generate(args.n, seed=args.seed)
+    data_config = train_config.get("data", {})
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = DiffusionLM.from_pretrained(
         model_dir, dtype=getattr(torch, args.dtype), device=args.device
     )
-    max_new = max(len(tokenizer.encode(e.target, add_special_tokens=False)) for e in examples) + 1
+    if args.infill:
+        corpus = data_config.get("corpus") or "python-stdlib"
+        windows = infill_examples(
+            tokenizer, corpus_documents(corpus, "eval"), args.n, *args.infill, args.seed
+        )
+        max_new = args.infill[1]
+        described = f"{corpus} infilling {args.infill}"
+    else:
+        task_name = args.task or data_config.get("task")
+        task_options = (
+            json.loads(args.task_options)
+            if args.task_options
+            else data_config.get("task_options", {})
+        )
+        task = get_task(task_name, **task_options)
+        examples = task.generate(args.n, seed=args.seed)
+        max_new = (
+            max(len(tokenizer.encode(e.target, add_special_tokens=False)) for e in examples) + 1
+        )
+        described = f"task {task_name} {task_options}"
+
+    def run(sampler: dict, limit: int | None = None) -> tuple[float, int, float, int]:
+        if args.infill:
+            return run_infill(model, tokenizer, windows[:limit], args.batch_size, sampler)
+        answers, nfe, seconds, tokens = [], 0, 0.0, 0
+        for start in range(0, len(examples[:limit]), args.batch_size):
+            chunk = examples[start : start + args.batch_size]
+            ids, mask = batch_prompts(tokenizer, [e.prompt for e in chunk])
+            out = model.generate(ids, mask, max_new_tokens=max_new, **sampler)
+            answers += decode_answers(tokenizer, out.generated)
+            nfe += out.nfe
+            seconds += out.wall_time
+            tokens += out.generated_tokens
+        return score(task, examples[: len(answers)], answers), nfe, seconds, tokens
 
     configs = {name: CONFIGS[name] for name in args.configs}
     if args.compile:
@@ -97,27 +173,16 @@ def main() -> None:
         configs["threshold+compile"] = {"block_length": "B", "threshold": "T", "compile": True}
     rows = []
     for name, raw in configs.items():
-        options = {
+        chosen = {
             k: {"B": args.block_length, "T": args.threshold}.get(v, v) for k, v in raw.items()
         }
-        sampler = {"max_new_tokens": max_new, "steps": max_new, "policy": "confidence", **options}
-        warm_ids, warm_mask = batch_prompts(
-            tokenizer, [e.prompt for e in examples[: args.batch_size]]
-        )
-        model.generate(warm_ids, warm_mask, **sampler)  # warm-up (and compilation)
-        answers, nfe, seconds, tokens = [], 0, 0.0, 0
-        for start in range(0, len(examples), args.batch_size):
-            chunk = examples[start : start + args.batch_size]
-            ids, mask = batch_prompts(tokenizer, [e.prompt for e in chunk])
-            out = model.generate(ids, mask, **sampler)
-            answers += decode_answers(tokenizer, out.generated)
-            nfe += out.nfe
-            seconds += out.wall_time
-            tokens += out.generated_tokens
+        sampler = {"steps": max_new, "policy": "confidence", **chosen}
+        run(sampler, limit=min(args.batch_size, 4))  # warm-up (and compilation), not timed
+        accuracy, nfe, seconds, tokens = run(sampler)
         rows.append(
             {
                 "config": name,
-                "accuracy": score(task, examples, answers),
+                "accuracy": accuracy,
                 "nfe": nfe,
                 "seconds": seconds,
                 "tokens_per_s": tokens / seconds,
@@ -136,7 +201,7 @@ def main() -> None:
         else (platform.processor() or "cpu")
     )
     print(
-        f"\nmodel {model_dir}, task {task_name} {options}, {args.n} prompts x {max_new} new tokens, batch "
+        f"\nmodel {model_dir}, {described}, {args.n} prompts x {max_new} new tokens, batch "
         f"{args.batch_size}, block {args.block_length}, threshold {args.threshold}, {args.dtype} on {device} "
         f"({torch.get_num_threads()} threads), torch {torch.__version__}, commit {commit}\n"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dlm.tasks.char_tokenizer import build_char_tokenizer
+from dlm.data.char_tokenizer import build_char_tokenizer
 
 torch.set_num_threads(2)
 

@@ -224,7 +224,8 @@ def run_demo(
         _show_solving(model, prepared, task, console)
         console.print(
             f"[bold]diffusion accuracy: {report.accuracy:.1%}[/bold] ({report.correct}/{report.n_eval} "
-            f"held-out puzzles verified; {DEMO_SAMPLER['steps']} steps, policy {DEMO_SAMPLER['policy']})"
+            f"held-out puzzles verified; {DEMO_SAMPLER['steps']} steps, policy {DEMO_SAMPLER['policy']}; "
+            f"{time.perf_counter() - started:.0f}s since start)"
         )
 
         ar_accuracy = None

@@ -139,7 +139,16 @@ def _run_train(args: argparse.Namespace) -> int:
     from dlm.training import load_train_config, train
 
     config = load_train_config(args.recipe, args.overrides)
-    result, _ = train(config)
+
+    def log_line(step: int, metrics: dict[str, float]) -> None:
+        if not config.progress:  # the progress bar shows these otherwise
+            print(
+                f"step {step}/{config.optim.max_steps} loss {metrics['loss']:.4f} "
+                f"{metrics['tokens_per_s']:.0f} tok/s",
+                flush=True,
+            )
+
+    result, _ = train(config, callbacks=[log_line])
     print(
         f"trained {result.steps} steps in {result.train_seconds:.0f}s; model saved to {result.model_dir}"
     )

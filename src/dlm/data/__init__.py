@@ -1,11 +1,18 @@
-"""Data: token tensors with a clean prompt region and a noisable target region; file readers."""
+"""Data: token tensors with a clean prompt region and a noisable target region; file readers,
+character tokenizers and offline corpora."""
 
 from .batches import BatchOrder
+from .char_tokenizer import build_char_tokenizer
+from .corpora import CORPORA, corpus_documents, corpus_tokenizer
 from .files import DataError, read_jsonl, read_text_documents, write_jsonl
 from .sequences import SequenceData, encode_pairs, encode_prompts, pack_documents
 
 __all__ = [
+    "CORPORA",
     "BatchOrder",
+    "build_char_tokenizer",
+    "corpus_documents",
+    "corpus_tokenizer",
     "DataError",
     "SequenceData",
     "encode_pairs",

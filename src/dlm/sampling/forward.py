@@ -54,8 +54,8 @@ class StepForward:
         return logits.clone() if self.compiled else logits
 
 
-class CachedStepForward(StepForward):
-    """Prefix or dual key/value cache, refreshed at each block start."""
+class CachedStepForward:
+    """Prefix or dual key/value cache, refreshed at each block start (same interface as StepForward)."""
 
     def __init__(self, model: DiffusionLM, canvas: Canvas, dual: bool) -> None:
         if model.is_autoregressive or model.config.attention == "causal":
@@ -134,7 +134,9 @@ class CachedStepForward(StepForward):
         return raw[:, : self.block.end - self.block.start]
 
 
-def make_step_forward(model: DiffusionLM, canvas: Canvas, cache: str, compile: bool) -> StepForward:
+def make_step_forward(
+    model: DiffusionLM, canvas: Canvas, cache: str, compile: bool
+) -> StepForward | CachedStepForward:
     if cache not in CACHE_MODES:
         raise ValueError(f"unknown cache {cache!r}; choose one of: {', '.join(CACHE_MODES)}")
     if cache == "none":

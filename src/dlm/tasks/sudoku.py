@@ -32,8 +32,8 @@ from functools import cache
 
 from transformers import PreTrainedTokenizerFast
 
+from dlm.data.char_tokenizer import build_char_tokenizer
 from dlm.tasks.base import Example
-from dlm.tasks.char_tokenizer import build_char_tokenizer
 
 __all__ = [
     "SudokuTask",

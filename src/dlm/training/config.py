@@ -48,6 +48,9 @@ class DataSection:
     n_train: int = 10000
     n_eval: int = 200
     seed: int = 0
+    corpus: str | None = (
+        None  # an offline corpus (dlm.data.corpora) for pretrain, e.g. python-stdlib
+    )
     train_file: str | None = None  # .jsonl with prompt/target (sft, ar) or text (pretrain)
     eval_file: str | None = None
     text_field: str = "text"

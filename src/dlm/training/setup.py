@@ -8,7 +8,7 @@ HF causal LM given by ``model.init``, wrapped as a ``DiffusionLM``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
@@ -21,6 +21,7 @@ from dlm.data import (
     read_jsonl,
     read_text_documents,
 )
+from dlm.data.corpora import corpus_documents, corpus_tokenizer
 from dlm.models import DiffusionLM, backbone_config, build_backbone
 from dlm.tasks import Example, get_task
 
@@ -34,6 +35,7 @@ class Prepared:
     tokenizer: PreTrainedTokenizerBase
     train: SequenceData
     eval_examples: list[Example]
+    eval_documents: list[str] = field(default_factory=list)
 
 
 def _examples_from_file(path: str) -> list[Example]:
@@ -56,12 +58,26 @@ def _load_tokenizer(config: TrainConfig) -> PreTrainedTokenizerBase:
 def prepare_data(config: TrainConfig) -> Prepared:
     """Tokenizer, training tensors and held-out examples for a config."""
     data = config.data
-    if data.task is None and data.train_file is None:
+    sources = [name for name in ("task", "corpus", "train_file") if getattr(data, name) is not None]
+    if not sources:
         raise ConfigError(
-            "set data.task (e.g. sudoku) or data.train_file (a .jsonl file) to say what to train on"
+            "set data.task (e.g. sudoku), data.corpus (python-stdlib) or data.train_file (a .jsonl file) "
+            "to say what to train on"
         )
-    if data.task is not None and data.train_file is not None:
-        raise ConfigError("set only one of data.task and data.train_file")
+    if len(sources) > 1:
+        raise ConfigError(
+            f"set only one of data.task, data.corpus and data.train_file (got {', '.join(sources)})"
+        )
+    if data.corpus is not None:
+        if config.objective != "pretrain":
+            raise ConfigError(
+                f"data.corpus is raw text for objective=pretrain; got objective={config.objective}"
+            )
+        tokenizer = corpus_tokenizer(data.corpus)
+        tensors = pack_documents(
+            tokenizer, corpus_documents(data.corpus, "train"), data.seq_len or 256
+        )
+        return Prepared(tokenizer, tensors, [], corpus_documents(data.corpus, "eval"))
     if data.task is not None:
         task = get_task(data.task, **data.task_options)
         tokenizer = task.tokenizer()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from dlm.tasks.char_tokenizer import SPECIAL_TOKENS, build_char_tokenizer, char_vocab
+from dlm.data.char_tokenizer import SPECIAL_TOKENS, build_char_tokenizer, char_vocab
 
 DIGITS = "0123456789"
 COUNTDOWN = "0123456789*+-/=,"

@@ -1,0 +1,36 @@
+import pytest
+
+from dlm.config import ConfigError
+from dlm.data import DataError, corpus_documents, corpus_tokenizer
+from dlm.data.corpora import python_stdlib_files
+from dlm.training import load_train_config, prepare_data
+
+
+def test_stdlib_split_is_stable_and_disjoint():
+    train, held_out = python_stdlib_files("train"), python_stdlib_files("eval")
+    assert train and held_out and not set(train) & set(held_out)
+    assert python_stdlib_files("eval") == held_out
+    assert all("test" not in p.parts for p in train)
+
+
+def test_corpus_text_round_trips_through_its_tokenizer():
+    tokenizer = corpus_tokenizer("python-stdlib")
+    doc = corpus_documents("python-stdlib", "eval", max_files=1)[0][:2000]
+    ids = tokenizer.encode(doc, add_special_tokens=False)
+    assert len(ids) == len(doc) and tokenizer.decode(ids) == doc
+    assert tokenizer.unk_token_id not in ids
+
+
+def test_pretrain_on_the_corpus_packs_held_out_files_apart(tmp_path):
+    cfg = load_train_config(
+        None, ["objective=pretrain", "data.corpus=python-stdlib", "data.seq_len=128"]
+    )
+    prepared = prepare_data(cfg)
+    assert prepared.train.seq_len == 128 and prepared.train.noisable.all()
+    assert len(prepared.eval_documents) == len(python_stdlib_files("eval"))
+    with pytest.raises(ConfigError, match="set only one of"):
+        prepare_data(load_train_config(None, ["data.corpus=python-stdlib", "data.task=sudoku"]))
+    with pytest.raises(ConfigError, match="objective=pretrain"):
+        prepare_data(load_train_config(None, ["data.corpus=python-stdlib"]))
+    with pytest.raises(DataError, match="unknown corpus"):
+        corpus_documents("wikipedia")
