@@ -244,3 +244,8 @@ def test_compiled_forward_gives_the_same_tokens_and_is_reused():
     assert torch.equal(again.sequences, eager.sequences.flip(0))
     with pytest.raises(ValueError, match="compile=True needs cache='none'"):
         generate(model, prompts, max_new_tokens=8, cache="prefix", compile=True)
+
+
+def test_stream_rejects_unknown_options():
+    with pytest.raises(ValueError, match=r"unknown sampler options \['blocklength'\]"):
+        next(iter(tiny_model().stream(torch.randint(5, 40, (1, 3)), max_new_tokens=4, blocklength=2)))

@@ -122,42 +122,25 @@ def stream(
     attention_mask: torch.Tensor | None = None,
     *,
     max_new_tokens: int,
-    steps: int | None = None,
-    policy: str = "confidence",
-    temperature: float = 0.0,
-    top_p: float | None = None,
-    top_k: int | None = None,
-    policy_temperature: float = 0.0,
     fixed: torch.Tensor | None = None,
     seed: int | None = None,
-    block_length: int | None = None,
-    threshold: float | None = None,
-    factor: float | None = None,
-    cache: str = "none",
-    compile: bool = False,
-    eos_penalty: float = 0.0,
-    eps: float = 1e-3,
-    remask_noise: float = 0.5,
+    **options,
 ) -> Iterator[StepEvent]:
-    """Yield one ``StepEvent`` per sampling step; takes the arguments of ``generate``."""
+    """Yield one ``StepEvent`` per sampling step.
+
+    Takes the arguments of ``generate`` (``output_history`` aside): ``options`` are its sampler
+    options (``steps``, ``policy``, ``temperature``, ``block_length``, ``threshold``, ``cache``, ...).
+    """
     if model.is_autoregressive:
         raise ValueError("stream() samples diffusion models; an AR model decodes with generate()")
-    settings = dict(
-        steps=steps,
-        policy=policy,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        policy_temperature=policy_temperature,
-        eps=eps,
-        remask_noise=remask_noise,
-        block_length=block_length,
-        threshold=threshold,
-        factor=factor,
-        cache=cache,
-        compile=compile,
-        eos_penalty=eos_penalty,
-    )
+    unknown = sorted(set(options) - set(SamplerSettings.__dataclass_fields__))
+    if unknown:
+        raise ValueError(
+            f"unknown sampler options {unknown}; valid: {', '.join(SamplerSettings.__dataclass_fields__)}"
+        )
+    settings = {name: f.default for name, f in SamplerSettings.__dataclass_fields__.items()}
+    settings["steps"] = None
+    settings.update(options)
     canvas, sampler, generator, pad_id = _prepare(
         model, input_ids, attention_mask, max_new_tokens, fixed, settings, seed
     )
