@@ -33,10 +33,9 @@ def run_one(job: tuple[str, int, str]) -> dict:
     name, seed, device = job
     import torch
 
-    from dlm.demo import DEMO_SAMPLER, demo_config
-    from dlm.evaluation import evaluate_task
+    from dlm.demo import demo_config, evaluate_sudoku, train_model
     from dlm.tasks import get_task
-    from dlm.training import Trainer, build_model, prepare_data
+    from dlm.training import prepare_data
 
     torch.set_num_threads(2)
     overrides = {**VARIANTS[name], "data.seed": seed, "seed": seed}
@@ -45,18 +44,8 @@ def run_one(job: tuple[str, int, str]) -> dict:
     cfg = demo_config(tempfile.mkdtemp(), overrides)
     prepared = prepare_data(cfg)
     task = get_task(cfg.data.task, **cfg.data.task_options)
-    model = build_model(cfg, prepared.tokenizer)
-    trainer = Trainer(cfg, model, prepared.tokenizer, prepared.train)
-    result = trainer.fit()
-    report = evaluate_task(
-        trainer.unwrapped.eval(),
-        prepared.tokenizer,
-        task,
-        prepared.eval_examples,
-        max_new_tokens=37,
-        batch_size=256,
-        **DEMO_SAMPLER,
-    )
+    model, result = train_model(cfg, prepared)
+    report = evaluate_sudoku(model, prepared, task, batch_size=256)
     row = {
         "variant": name,
         "seed": seed,

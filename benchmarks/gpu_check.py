@@ -23,11 +23,10 @@ import torch
 from accelerate.state import AcceleratorState
 
 from dlm.data import SequenceData
-from dlm.demo import DEMO_SAMPLER, demo_config
-from dlm.evaluation import evaluate_task
+from dlm.demo import demo_config, evaluate_sudoku, train_model
 from dlm.models import DiffusionConfig, DiffusionLM, backbone_config, build_backbone
 from dlm.tasks import get_task
-from dlm.training import Trainer, build_model, prepare_data
+from dlm.training import prepare_data
 from dlm.training.objectives import build_objective
 
 
@@ -41,33 +40,13 @@ def sudoku_runs(quick: bool) -> list[dict]:
     for precision in ("no", "bf16"):
         cfg = demo_config(f"{work}/{precision}", {**overrides, "optim.mixed_precision": precision})
         AcceleratorState._reset_state()  # one process, two precisions: accelerate keeps a singleton
-        model = build_model(cfg, prepared.tokenizer)
-        trainer = Trainer(cfg, model, prepared.tokenizer, prepared.train)
-        result = trainer.fit()
-        trained = trainer.unwrapped.eval()
+        trained, result = train_model(cfg, prepared)
         for cast in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
             if precision == "no" and cast[0] == "bf16":
                 continue
             sampler_model = trained.to(cast[1])
-            evaluate_task(
-                sampler_model,
-                prepared.tokenizer,
-                task,
-                prepared.eval_examples[:8],
-                max_new_tokens=37,
-                **DEMO_SAMPLER,
-            )
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            report = evaluate_task(
-                sampler_model,
-                prepared.tokenizer,
-                task,
-                prepared.eval_examples,
-                max_new_tokens=37,
-                batch_size=256,
-                **DEMO_SAMPLER,
-            )
+            evaluate_sudoku(sampler_model, prepared, task, batch_size=8)  # warm-up
+            report = evaluate_sudoku(sampler_model, prepared, task, batch_size=256)
             row = {
                 "what": "sudoku-demo",
                 "train_precision": precision,

@@ -29,9 +29,17 @@ from dlm.config import from_dict
 from dlm.evaluation import TaskReport, batch_prompts, evaluate_task
 from dlm.models import DiffusionLM
 from dlm.tasks import SudokuTask, get_task
-from dlm.training import TrainConfig, Trainer, build_model, prepare_data
+from dlm.training import Prepared, TrainConfig, Trainer, TrainResult, build_model, prepare_data
 
-__all__ = ["DEMO_RECIPE", "DemoResult", "demo_config", "run_demo", "render_solving"]
+__all__ = [
+    "DEMO_RECIPE",
+    "DemoResult",
+    "demo_config",
+    "evaluate_sudoku",
+    "render_solving",
+    "run_demo",
+    "train_model",
+]
 
 # The demo's training run, identical to recipes/sudoku/diffusion.yaml.
 DEMO_RECIPE: dict[str, Any] = {
@@ -163,9 +171,32 @@ def render_solving(
     return blocks
 
 
-def _train(config: TrainConfig, prepared, console: Console, label: str):
+def train_model(
+    config: TrainConfig, prepared: Prepared, callbacks=()
+) -> tuple[DiffusionLM, TrainResult]:
+    """Build the model a config names and train it on prepared data; returns it in eval mode."""
     model = build_model(config, prepared.tokenizer)
+    trainer = Trainer(config, model, prepared.tokenizer, prepared.train, callbacks=list(callbacks))
+    result = trainer.fit()
+    return trainer.unwrapped.eval(), result
 
+
+def evaluate_sudoku(
+    model: DiffusionLM, prepared: Prepared, task: SudokuTask, batch_size: int = 128
+) -> TaskReport:
+    """Verified accuracy on the held-out puzzles with the demo's sampler (AR models decode greedily)."""
+    return evaluate_task(
+        model,
+        prepared.tokenizer,
+        task,
+        prepared.eval_examples,
+        max_new_tokens=task.cells + 1,
+        batch_size=batch_size,
+        **DEMO_SAMPLER,
+    )
+
+
+def _train(config: TrainConfig, prepared: Prepared, console: Console, label: str):
     def report(step: int, metrics: dict[str, float]) -> None:
         console.print(
             f"  [{label}] step {step:>4}/{config.optim.max_steps}  loss {metrics['loss']:.4f}  "
@@ -173,9 +204,7 @@ def _train(config: TrainConfig, prepared, console: Console, label: str):
             highlight=False,
         )
 
-    trainer = Trainer(config, model, prepared.tokenizer, prepared.train, callbacks=[report])
-    result = trainer.fit()
-    return trainer.unwrapped.eval(), result
+    return train_model(config, prepared, callbacks=[report])
 
 
 def run_demo(
@@ -212,15 +241,7 @@ def run_demo(
             f"trained {params / 1e6:.2f}M parameters for {result.steps} steps in {result.train_seconds:.0f}s"
         )
 
-        max_new = size * size + 1
-        report = evaluate_task(
-            model,
-            prepared.tokenizer,
-            task,
-            prepared.eval_examples,
-            max_new_tokens=max_new,
-            **DEMO_SAMPLER,
-        )
+        report = evaluate_sudoku(model, prepared, task)
         _show_solving(model, prepared, task, console)
         console.print(
             f"[bold]diffusion accuracy: {report.accuracy:.1%}[/bold] ({report.correct}/{report.n_eval} "
@@ -232,9 +253,7 @@ def run_demo(
         if compare_ar:
             ar_config = demo_config(str(work / "ar"), overrides, objective="ar")
             ar_model, ar_result = _train(ar_config, prepared, console, "ar")
-            ar_report: TaskReport = evaluate_task(
-                ar_model, prepared.tokenizer, task, prepared.eval_examples, max_new_tokens=max_new
-            )
+            ar_report = evaluate_sudoku(ar_model, prepared, task)
             ar_accuracy = ar_report.accuracy
             console.print(
                 f"[bold]autoregressive accuracy: {ar_accuracy:.1%}[/bold] ({ar_report.correct}/"
