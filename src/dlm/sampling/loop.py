@@ -133,7 +133,7 @@ class SamplingRun:
         free_count = masked.sum(1).clamp(min=1)
         forward = make_step_forward(self.model, canvas, s.cache, s.compile)
         step = 0
-        for block in plan_blocks(p0, region.shape[1], s.block_length, s.steps):
+        for block in plan_blocks(p0, region.shape[1], s.block_length, s.steps, canvas.free):
             lo, hi = block.start - p0, block.end - p0
             if not masked[:, lo:hi].any():
                 continue
