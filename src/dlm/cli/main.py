@@ -142,8 +142,9 @@ def _run_train(args: argparse.Namespace) -> int:
 
     def log_line(step: int, metrics: dict[str, float]) -> None:
         if not config.progress:  # the progress bar shows these otherwise
+            ce = f" ce {metrics['ce']:.4f}" if "ce" in metrics else ""
             print(
-                f"step {step}/{config.optim.max_steps} loss {metrics['loss']:.4f} "
+                f"step {step}/{config.optim.max_steps} loss {metrics['loss']:.4f}{ce} "
                 f"{metrics['tokens_per_s']:.0f} tok/s",
                 flush=True,
             )
