@@ -58,7 +58,7 @@ class CachedStepForward:
     """Prefix or dual key/value cache, refreshed at each block start (same interface as StepForward)."""
 
     def __init__(self, model: DiffusionLM, canvas: Canvas, dual: bool) -> None:
-        if model.is_autoregressive or model.config.attention == "causal":
+        if model.is_autoregressive:
             raise ValueError(
                 "cache='prefix'/'dual' is for diffusion models; an AR model decodes with its own cache"
             )
