@@ -248,7 +248,9 @@ def test_compiled_forward_gives_the_same_tokens_and_is_reused():
 
 def test_stream_rejects_unknown_options():
     with pytest.raises(ValueError, match=r"unknown sampler options \['blocklength'\]"):
-        next(iter(tiny_model().stream(torch.randint(5, 40, (1, 3)), max_new_tokens=4, blocklength=2)))
+        next(
+            iter(tiny_model().stream(torch.randint(5, 40, (1, 3)), max_new_tokens=4, blocklength=2))
+        )
 
 
 def test_blocks_of_pinned_tokens_get_no_steps():
@@ -260,5 +262,7 @@ def test_blocks_of_pinned_tokens_get_no_steps():
     model.config.eos_token_id = None
     fixed = torch.full((1, 12), -1)
     fixed[0, 4:] = torch.arange(10, 18)
-    out = generate(model, torch.randint(5, 40, (1, 3)), max_new_tokens=12, steps=4, block_length=4, fixed=fixed)
+    out = generate(
+        model, torch.randint(5, 40, (1, 3)), max_new_tokens=12, steps=4, block_length=4, fixed=fixed
+    )
     assert out.nfe == 4  # one forward per free token: no steps wasted on the pinned blocks
