@@ -118,9 +118,9 @@ def test_threshold_and_factor_rules_by_hand():
 
 
 @pytest.mark.parametrize("cache", ["prefix", "dual"])
-@pytest.mark.parametrize("arch_name", ["gpt2", "llama"])
-def test_cached_forward_is_exact_while_nothing_changed(cache, arch_name):
-    model = tiny_model(arch_name)
+@pytest.mark.parametrize("arch_name, shift", [("gpt2", True), ("llama", True), ("qwen2", False)])
+def test_cached_forward_is_exact_while_nothing_changed(cache, arch_name, shift):
+    model = tiny_model(arch_name, shift=shift)
     ids = torch.randint(5, 40, (2, 5), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     mask[1, :2] = 0  # a ragged batch
