@@ -14,6 +14,7 @@ same held-out prompts:
   prefix       + prefix KV cache
   dual         + dual KV cache
   threshold    blocks + confidence threshold --threshold (no cache)
+  threshold-canvas  the threshold on the whole canvas (no blocks, no cache)
   all          blocks + dual cache + threshold
 
 and reports accuracy (the task's verifier; for multi-puzzle Sudoku, the share of puzzles
@@ -45,6 +46,7 @@ CONFIGS = {
     "prefix": {"block_length": "B", "cache": "prefix"},
     "dual": {"block_length": "B", "cache": "dual"},
     "threshold": {"block_length": "B", "threshold": "T"},
+    "threshold-canvas": {"threshold": "T"},
     "all": {"block_length": "B", "cache": "dual", "threshold": "T"},
 }
 
