@@ -222,7 +222,10 @@ def run_demo(
     try:
         config = demo_config(str(work / "diffusion"), overrides)
         task = get_task(config.data.task, **config.data.task_options)
-        assert isinstance(task, SudokuTask)
+        if not isinstance(task, SudokuTask):
+            raise ValueError(
+                f"dlm demo shows a Sudoku task; data.task={config.data.task!r} is not one"
+            )
         size = task.box_rows * task.box_cols
         console.print(
             f"[bold]dlm demo[/bold]: {size}x{size} Sudoku, masked diffusion from scratch on CPU "

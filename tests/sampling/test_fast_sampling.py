@@ -266,3 +266,18 @@ def test_blocks_of_pinned_tokens_get_no_steps():
         model, torch.randint(5, 40, (1, 3)), max_new_tokens=12, steps=4, block_length=4, fixed=fixed
     )
     assert out.nfe == 4  # one forward per free token: no steps wasted on the pinned blocks
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"threshold": 1.5}, "threshold is a probability"),
+        ({"factor": 0.0}, "factor must be positive"),
+        ({"threshold": 0.9, "factor": 1.0}, "either threshold or factor"),
+        ({"cache": "paged"}, "unknown cache"),
+        ({"block_length": 0}, "block_length must be at least 1"),
+    ],
+)
+def test_bad_sampler_options_are_clear_errors(options, message):
+    with pytest.raises(ValueError, match=message):
+        generate(tiny_model(), torch.randint(5, 40, (1, 3)), max_new_tokens=4, **options)

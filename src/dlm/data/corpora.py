@@ -26,6 +26,7 @@ __all__ = [
     "python_stdlib_files",
 ]
 
+CORPORA = ("python-stdlib",)
 CODE_ALPHABET = "".join(sorted(set(string.printable) - set("\x0b\x0c\r")))
 _SKIP_PARTS = {
     "test",
@@ -76,6 +77,3 @@ def corpus_tokenizer(name: str) -> PreTrainedTokenizerFast:
     if name not in CORPORA:
         raise DataError(f"unknown corpus {name!r}; available: {', '.join(CORPORA)}")
     return build_char_tokenizer(CODE_ALPHABET)
-
-
-CORPORA = ("python-stdlib",)

@@ -25,7 +25,7 @@ class MaskedLoss:
 
     loss: torch.Tensor  # scalar, differentiable
     ce: torch.Tensor  # scalar: unweighted mean CE over masked tokens (detached)
-    num_masked: int
+    num_masked: torch.Tensor  # scalar count (a tensor, so the loss needs no host sync)
 
 
 def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -55,13 +55,13 @@ def masked_diffusion_loss(
         token_reweight: ``(alpha, beta)`` for MGDM's focal reweighting, or None.
     """
     masked = masked.bool()
-    num_masked = int(masked.sum())
+    num_masked = masked.sum()
     ce = token_cross_entropy(logits, targets)
     weighted = ce * weights.to(ce.dtype)
     if token_reweight is not None:
         alpha, beta = token_reweight
         weighted = weighted * token_reweighting(ce, alpha, beta)
-    denom = max(num_masked, 1)
+    denom = num_masked.clamp(min=1)
     loss = torch.where(masked, weighted, torch.zeros_like(weighted)).sum() / denom
     mean_ce = (torch.where(masked, ce, torch.zeros_like(ce)).sum() / denom).detach()
     return MaskedLoss(loss=loss, ce=mean_ce, num_masked=num_masked)

@@ -76,6 +76,13 @@ class DiffusionConfig:
                 f"attention must be one of {', '.join(ATTENTION_MODES)}; got {self.attention!r}"
             )
 
+    @property
+    def fill_token_id(self) -> int:
+        """The id written into padding: the pad token, else EOS, else 0."""
+        if self.pad_token_id is not None:
+            return self.pad_token_id
+        return self.eos_token_id if self.eos_token_id is not None else 0
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DiffusionConfig:
         known = {f.name for f in fields(cls)}

@@ -31,7 +31,7 @@ def ar_generate(
     from .generate import GenerationOutput, count_generated
 
     cfg = model.config
-    pad_id = cfg.pad_token_id if cfg.pad_token_id is not None else (cfg.eos_token_id or 0)
+    pad_id = cfg.fill_token_id
     device = model.device
     ids, mask = left_pad(
         input_ids.to(device), None if attention_mask is None else attention_mask.to(device), pad_id

@@ -88,11 +88,15 @@ def _prepare(
         )
     if settings["threshold"] is not None and settings["factor"] is not None:
         raise ValueError("give either threshold or factor, not both")
+    if settings["factor"] is not None and settings["factor"] <= 0:
+        raise ValueError(
+            f"factor must be positive (Fast-dLLM uses about 1); got {settings['factor']}"
+        )
     threshold = settings["threshold"]
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold is a probability in [0, 1]; got {threshold}")
     cfg = model.config
-    pad_id = cfg.pad_token_id if cfg.pad_token_id is not None else (cfg.eos_token_id or 0)
+    pad_id = cfg.fill_token_id
     device = model.device
     canvas = build_canvas(
         input_ids.to(device),

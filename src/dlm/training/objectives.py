@@ -29,7 +29,9 @@ __all__ = ["StepLoss", "DiffusionObjective", "AutoregressiveObjective", "build_o
 @dataclass
 class StepLoss:
     loss: torch.Tensor
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | torch.Tensor] = field(
+        default_factory=dict
+    )  # tensors: read at log steps
 
 
 @dataclass
@@ -56,7 +58,7 @@ class DiffusionObjective:
         logits = model(noisy, batch.attention_mask, anneal_ratio=ratio)
         weights = loss_weights(self.weighting, t, masked, self.schedule, cart_p=self.cart_p)
         out = masked_diffusion_loss(logits, x, masked, weights, token_reweight=self.token_reweight)
-        metrics = {"ce": float(out.ce), "masked_tokens": float(out.num_masked)}
+        metrics = {"ce": out.ce, "masked_tokens": out.num_masked}
         if ratio is not None:
             metrics["anneal_ratio"] = ratio
         return StepLoss(out.loss, metrics)
@@ -71,7 +73,7 @@ class AutoregressiveObjective:
         targets = batch.input_ids.masked_fill(~batch.loss_mask, -100)
         targets[:, 0] = -100  # the first token has no left context to be predicted from
         loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100)
-        return StepLoss(loss, {"ce": float(loss.detach())})
+        return StepLoss(loss, {"ce": loss.detach()})
 
 
 def _config(model):

@@ -201,50 +201,45 @@ class Trainer:
         started = time.perf_counter()
         while step < opt_cfg.max_steps:
             step_start = time.perf_counter()
-            loss_sum, metrics = 0.0, {}
+            loss_sum = torch.zeros((), device=acc.device)
+            metrics: dict = {}
             for micro in range(opt_cfg.grad_accum):
                 batch = self._batch(order)
-                sync = (
-                    contextlib.nullcontext()
-                    if micro == opt_cfg.grad_accum - 1
-                    else acc.no_sync(self.model)
-                )
-                with sync:
+                last_micro = micro == opt_cfg.grad_accum - 1
+                with contextlib.nullcontext() if last_micro else acc.no_sync(self.model):
                     out = self.objective(self.model, batch, step)
-                    loss = out.loss / opt_cfg.grad_accum
-                    value = float(loss.detach()) * opt_cfg.grad_accum
-                    if not math.isfinite(value):
-                        raise TrainingDivergedError(
-                            f"the loss became {value} at step {step + 1}; training stopped and nothing more was "
-                            f"written. Last good checkpoint: {last_ckpt or 'none yet (set save_every to keep some)'}. "
-                            "Lower optim.lr, keep optim.max_grad_norm set, or train in bf16 rather than fp16."
-                        )
-                    acc.backward(loss)
-                loss_sum += value
+                    acc.backward(out.loss / opt_cfg.grad_accum)
+                loss_sum += out.loss.detach().float()
                 metrics = out.metrics
+            step_loss = float(loss_sum) / opt_cfg.grad_accum  # the one host sync of a step
+            if not math.isfinite(step_loss):
+                raise TrainingDivergedError(
+                    f"the loss became {step_loss} at step {step + 1}; training stopped before the update and "
+                    f"nothing more was written. Last good checkpoint: "
+                    f"{last_ckpt or 'none yet (set save_every to keep some)'}. "
+                    "Lower optim.lr, keep optim.max_grad_norm set, or train in bf16 rather than fp16."
+                )
             grad_norm = None
             if opt_cfg.max_grad_norm is not None:
-                grad_norm = float(
-                    acc.clip_grad_norm_(self.model.parameters(), opt_cfg.max_grad_norm)
-                )
+                grad_norm = acc.clip_grad_norm_(self.model.parameters(), opt_cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            step_loss = loss_sum / opt_cfg.grad_accum
             result.losses.append(step_loss)
             result.tokens += tokens_per_step
             elapsed = time.perf_counter() - step_start
-            logged = {
-                "loss": step_loss,
-                "lr": scheduler.get_last_lr()[0],
-                "tokens_per_s": tokens_per_step / max(elapsed, 1e-9),
-                **metrics,
-            }
-            if grad_norm is not None:
-                logged["grad_norm"] = grad_norm
             bar.update(1)
             if step % cfg.log_every == 0 or step == opt_cfg.max_steps:
+                # metrics stay tensors until a log step: no extra host syncs in the loop
+                logged = {
+                    "loss": step_loss,
+                    "lr": scheduler.get_last_lr()[0],
+                    "tokens_per_s": tokens_per_step / max(elapsed, 1e-9),
+                    **{k: float(v) for k, v in metrics.items()},
+                }
+                if grad_norm is not None:
+                    logged["grad_norm"] = float(grad_norm)
                 acc.log(logged, step=step)
                 bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{logged['tokens_per_s']:.0f}")
                 for callback in self.callbacks:
