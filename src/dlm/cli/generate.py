@@ -6,11 +6,11 @@ import argparse
 import json
 import sys
 
-from transformers import AutoTokenizer
-
 from dlm.data import DataError, read_jsonl, write_jsonl
 from dlm.evaluation import batch_prompts, decode_answers
-from dlm.models import DiffusionLM, NotADlmCheckpointError
+from dlm.models import DiffusionLM
+
+from .common import load_model_and_tokenizer, sampler_options
 
 __all__ = ["run_generate"]
 
@@ -28,30 +28,9 @@ def _prompts(args: argparse.Namespace) -> list[dict]:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    model = DiffusionLM.from_pretrained(args.model)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(args.model)
-    except (OSError, ValueError) as err:
-        raise NotADlmCheckpointError(
-            f"{args.model} has no tokenizer saved beside the model ({err})"
-        ) from err
+    model, tokenizer = load_model_and_tokenizer(args.model)
     records = _prompts(args)
-    sampler = dict(
-        max_new_tokens=args.max_new_tokens,
-        steps=args.steps,
-        policy=args.policy,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        top_k=args.top_k,
-        policy_temperature=args.policy_temperature,
-        seed=args.seed,
-        block_length=args.block_length,
-        threshold=args.threshold,
-        factor=args.factor,
-        cache=args.cache,
-        compile=args.compile,
-        eos_penalty=args.eos_penalty,
-    )
+    sampler = dict(max_new_tokens=args.max_new_tokens, **sampler_options(args))
     if args.stream:
         return _stream(model, tokenizer, records, sampler)
     results = []

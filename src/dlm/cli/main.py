@@ -3,6 +3,8 @@
     dlm demo [--compare-ar] [--json PATH] [--out DIR]
     dlm train RECIPE.yaml [key=value ...]
     dlm generate --model DIR (--prompt TEXT | --input FILE.jsonl) [sampler options]
+    dlm task make NAME [--split S] [--n N] [--n-test N] [--seed S] [--out DIR]
+    dlm eval --model DIR [--task NAME --split S] [--samples K --vote] [sampler options]
 
 Errors a user can cause print one message and exit with status 2, without a traceback
 (set DLM_DEBUG=1 to see it).
@@ -20,12 +22,16 @@ from dlm.config import ConfigError
 __all__ = ["main", "build_parser"]
 
 
-def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
+def _add_sampler_options(parser: argparse.ArgumentParser, max_new_tokens: int | None = 64) -> None:
     from dlm.sampling import POLICIES
 
     group = parser.add_argument_group("sampler")
     group.add_argument(
-        "--max-new-tokens", type=int, default=64, help="length of the generation region"
+        "--max-new-tokens",
+        type=int,
+        default=max_new_tokens,
+        help="length of the generation region"
+        + (" (default: the task's longest answer)" if max_new_tokens is None else ""),
     )
     group.add_argument(
         "--steps", type=int, default=None, help="denoising steps (default: max-new-tokens)"
@@ -120,7 +126,57 @@ def build_parser() -> argparse.ArgumentParser:
         "--stream", action="store_true", help="show the canvas filling in, step by step"
     )
     _add_sampler_options(gen)
+
+    task = sub.add_parser("task", help="work with the offline task generators")
+    task_sub = task.add_subparsers(dest="task_command", required=True)
+    make = task_sub.add_parser("make", help="write a task's seeded train/test examples as JSONL")
+    make.add_argument("name", help="a registered task: " + ", ".join(_task_names()))
+    _add_task_selection(make)
+    make.add_argument("--n", type=int, default=10000, help="training examples")
+    make.add_argument("--n-test", type=int, default=1000, help="held-out examples")
+    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--out", metavar="DIR", help="output directory (default data/NAME[-SPLIT])")
+
+    ev = sub.add_parser("eval", help="verified task accuracy of a checkpoint, per bucket")
+    ev.add_argument("--model", required=True, help="a dlm checkpoint directory")
+    ev.add_argument("--task", help="a registered task (default: the one the model was trained on)")
+    _add_task_selection(ev)
+    ev.add_argument(
+        "--data", metavar="FILE.jsonl", help="examples to evaluate (from dlm task make)"
+    )
+    ev.add_argument("--n", type=int, default=None, help="evaluate only the first N examples")
+    ev.add_argument(
+        "--seed-data",
+        type=int,
+        default=1,
+        help="generator seed when neither a recipe nor --data gives the examples",
+    )
+    ev.add_argument("--batch-size", type=int, default=128)
+    ev.add_argument("--samples", type=int, default=1, help="samples per prompt (self-consistency)")
+    ev.add_argument("--vote", action="store_true", help="majority vote on the final answer (SC@k)")
+    ev.add_argument("--multipass", action="store_true", help="one thought per pass (DoT-MP)")
+    ev.add_argument("--max-passes", type=int, default=12, help="passes per answer with --multipass")
+    ev.add_argument("--json", metavar="PATH", help="write the report as JSON")
+    _add_sampler_options(ev, max_new_tokens=None)
     return parser
+
+
+def _task_names() -> list[str]:
+    from dlm.tasks import TASKS
+
+    return sorted(TASKS)
+
+
+def _add_task_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--split", help="a named split, e.g. cd3 (countdown), easy (sudoku), n5 (sat)"
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        metavar="key=value",
+        help="a task option, e.g. numbers=3 (repeatable)",
+    )
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -162,7 +218,25 @@ def _run_generate(args: argparse.Namespace) -> int:
     return run_generate(args)
 
 
-COMMANDS = {"demo": _run_demo, "train": _run_train, "generate": _run_generate}
+def _run_task(args: argparse.Namespace) -> int:
+    from .task_make import run_task_make
+
+    return run_task_make(args)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from .evaluate import run_eval
+
+    return run_eval(args)
+
+
+COMMANDS = {
+    "demo": _run_demo,
+    "train": _run_train,
+    "generate": _run_generate,
+    "task": _run_task,
+    "eval": _run_eval,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,9 @@
 
 Prompts are encoded as in training (prompt + [SEP]), sampled in batches with any sampler
 options, decoded without special tokens, and verified by the rules of the problem. The report
-carries the sampler's honest cost (forward passes, wall time, tokens per second).
+carries the accuracy per bucket (the task's ``bucket``: planning distance, givens, n, digits),
+self-consistency over k samples, and the sampler's honest cost (forward passes, wall time,
+tokens per second).
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from dlm.data import encode_prompts
 from dlm.models import DiffusionLM
 from dlm.tasks import Example, Task
 
-__all__ = ["TaskReport", "evaluate_task", "decode_answers"]
+from .self_consistency import majority_vote
+
+__all__ = ["TaskReport", "bucket_accuracy", "evaluate_task", "decode_answers"]
 
 
 @dataclass
 class TaskReport:
+    """Verified accuracy, per-bucket accuracy and the sampler's cost on one set of examples."""
+
     task: str
     accuracy: float
     n_eval: int
@@ -30,6 +36,10 @@ class TaskReport:
     nfe: int
     seconds: float
     generated_tokens: int
+    buckets: dict[str, dict[str, float]] = field(default_factory=dict)
+    samples: int = 1
+    vote: bool = False
+    sample_accuracy: float | None = None  # mean single-sample accuracy when samples > 1
     answers: list[str] = field(default_factory=list, repr=False)
 
     @property
@@ -42,8 +52,13 @@ class TaskReport:
             "accuracy": self.accuracy,
             "n_eval": self.n_eval,
             "correct": self.correct,
+            "buckets": self.buckets,
+            "samples": self.samples,
+            "vote": self.vote,
+            "sample_accuracy": self.sample_accuracy,
             "nfe": self.nfe,
             "seconds": self.seconds,
+            "generated_tokens": self.generated_tokens,
             "tokens_per_second": self.tokens_per_second,
         }
 
@@ -67,6 +82,53 @@ def decode_answers(tokenizer: PreTrainedTokenizerBase, generated: torch.Tensor) 
     return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in generated.tolist()]
 
 
+def bucket_accuracy(
+    task: Task, examples: Sequence[Example], correct: Sequence[bool]
+) -> dict[str, dict[str, float]]:
+    """Accuracy per ``task.bucket`` label (planning distance, givens, n, digits, ...)."""
+    bucket = getattr(task, "bucket", None)
+    if bucket is None:
+        return {}
+    counts: dict[str, list[int]] = {}
+    for example, ok in zip(examples, correct, strict=True):
+        tally = counts.setdefault(str(bucket(example)), [0, 0])
+        tally[0] += int(ok)
+        tally[1] += 1
+    return {
+        label: {"accuracy": hits / n, "correct": hits, "n": n}
+        for label, (hits, n) in sorted(counts.items())
+    }
+
+
+def _sample_answers(
+    model: DiffusionLM,
+    tokenizer: PreTrainedTokenizerBase,
+    task: Task,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    multipass: bool,
+    max_passes: int,
+    sampler: dict[str, Any],
+) -> tuple[list[str], int, float, int]:
+    """Answers for a batch of prompts, and the cost: (answers, nfe, seconds, tokens)."""
+    if multipass:
+        from .multipass import multipass_generate
+
+        result = multipass_generate(
+            model,
+            tokenizer,
+            task,
+            prompts,
+            max_thought_tokens=max_new_tokens,
+            max_passes=max_passes,
+            **sampler,
+        )
+        return result.answers, result.nfe, result.seconds, result.generated_tokens
+    input_ids, mask = batch_prompts(tokenizer, prompts)
+    out = model.generate(input_ids, mask, max_new_tokens=max_new_tokens, **sampler)
+    return decode_answers(tokenizer, out.generated), out.nfe, out.wall_time, out.generated_tokens
+
+
 def evaluate_task(
     model: DiffusionLM,
     tokenizer: PreTrainedTokenizerBase,
@@ -75,31 +137,70 @@ def evaluate_task(
     *,
     max_new_tokens: int,
     batch_size: int = 128,
+    samples: int = 1,
+    vote: bool = False,
+    multipass: bool = False,
+    max_passes: int = 12,
     **sampler: Any,
 ) -> TaskReport:
-    """Sample an answer for every example and verify it; ``sampler`` goes to ``generate``."""
+    """Sample answers for every example and verify them; ``sampler`` goes to ``generate``.
+
+    With ``samples`` = k > 1 every prompt is sampled k times in the same batch (the sampler
+    must be random: a temperature or a policy temperature above 0). With ``vote`` the
+    reported accuracy is that of the majority answer (self-consistency, SC@k); without it,
+    the mean accuracy of single samples. ``multipass`` generates one thought per pass
+    (DoT-MP), ``max_new_tokens`` then bounds one thought.
+    """
     if not examples:
         raise ValueError("no examples to evaluate; the held-out set is empty")
+    if samples < 1:
+        raise ValueError(f"samples must be at least 1; got {samples}")
+    if vote and samples < 2:
+        raise ValueError("voting needs several samples; pass samples >= 2 (--samples K)")
+    random_sampler = (sampler.get("temperature") or 0) > 0 or (
+        sampler.get("policy_temperature") or 0
+    ) > 0
+    if samples > 1 and not random_sampler and not model.is_autoregressive:
+        raise ValueError(
+            "several samples of a greedy sampler are identical; set temperature > 0 "
+            "(--temperature) or policy_temperature > 0 for self-consistency"
+        )
+    if vote and getattr(task, "answer_of", None) is None:
+        raise ValueError(f"task {task.name!r} has no answer_of to vote on")
+    per_batch = max(1, batch_size // samples)
     answers: list[str] = []
-    nfe = 0
-    seconds = 0.0
-    generated = 0
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start : start + batch_size]
-        input_ids, mask = batch_prompts(tokenizer, [e.prompt for e in chunk])
-        out = model.generate(input_ids, mask, max_new_tokens=max_new_tokens, **sampler)
-        answers.extend(decode_answers(tokenizer, out.generated))
-        nfe += out.nfe
-        seconds += out.wall_time
-        generated += out.generated_tokens
-    correct = sum(bool(task.verify(e, a)) for e, a in zip(examples, answers, strict=True))
+    sample_hits = 0
+    nfe, seconds, generated = 0, 0.0, 0
+    for start in range(0, len(examples), per_batch):
+        chunk = examples[start : start + per_batch]
+        prompts = [e.prompt for e in chunk for _ in range(samples)]
+        texts, n, secs, toks = _sample_answers(
+            model, tokenizer, task, prompts, max_new_tokens, multipass, max_passes, sampler
+        )
+        nfe, seconds, generated = nfe + n, seconds + secs, generated + toks
+        for i, example in enumerate(chunk):
+            mine = texts[i * samples : (i + 1) * samples]
+            hits = [bool(task.verify(example, text)) for text in mine]
+            sample_hits += sum(hits)
+            if vote:
+                answers.append(majority_vote(mine, task.answer_of))
+            else:
+                answers.append(mine[0])
+    correct_flags = [bool(task.verify(e, a)) for e, a in zip(examples, answers, strict=True)]
+    accuracy = (
+        sum(correct_flags) / len(examples) if vote else sample_hits / (len(examples) * samples)
+    )
     return TaskReport(
         task=task.name,
-        accuracy=correct / len(examples),
+        accuracy=accuracy,
         n_eval=len(examples),
-        correct=correct,
+        correct=sum(correct_flags),
         nfe=nfe,
         seconds=seconds,
         generated_tokens=generated,
+        buckets=bucket_accuracy(task, examples, correct_flags),
+        samples=samples,
+        vote=vote,
+        sample_accuracy=sample_hits / (len(examples) * samples) if samples > 1 else None,
         answers=answers,
     )

@@ -1,10 +1,27 @@
 """Problem families with seeded offline generators, tokenizers and verifiers."""
 
+from .addition import AdditionTask
 from .base import Example, Task
+from .boolean import BooleanTask
+from .countdown import CountdownTask
+from .gsm import GsmTask
 from .multi_sudoku import MultiSudokuTask
+from .multiplication import MultiplicationTask
+from .path import PathTask
+from .sat import SatTask
 from .sudoku import SudokuTask
 
-TASKS = {"sudoku": SudokuTask, "multi-sudoku": MultiSudokuTask}
+TASKS = {
+    "addition": AdditionTask,
+    "boolean": BooleanTask,
+    "countdown": CountdownTask,
+    "gsm": GsmTask,
+    "multi-sudoku": MultiSudokuTask,
+    "multiplication": MultiplicationTask,
+    "path": PathTask,
+    "sat": SatTask,
+    "sudoku": SudokuTask,
+}
 
 
 def get_task(name: str, **options) -> Task:
@@ -14,4 +31,18 @@ def get_task(name: str, **options) -> Task:
     return TASKS[name](**options)
 
 
-__all__ = ["TASKS", "Example", "MultiSudokuTask", "SudokuTask", "Task", "get_task"]
+__all__ = [
+    "TASKS",
+    "AdditionTask",
+    "BooleanTask",
+    "CountdownTask",
+    "GsmTask",
+    "MultiplicationTask",
+    "Example",
+    "MultiSudokuTask",
+    "PathTask",
+    "SatTask",
+    "SudokuTask",
+    "Task",
+    "get_task",
+]

@@ -56,6 +56,8 @@ class DataSection:
     text_field: str = "text"
     tokenizer: str | None = None  # an HF tokenizer directory (tasks bring their own)
     seq_len: int | None = None
+    multipass: bool = False  # DoT-MP: one (question + thoughts < k, thought k) pair per thought
+    coupled_prob: float = 0.0  # DoT coupled sampling: share of pairs whose target is 2 thoughts
 
 
 @dataclass
@@ -69,6 +71,11 @@ class DiffusionSection:
     token_reweight: bool = False
     reweight_alpha: float = 0.25
     reweight_beta: float = 1.0
+    # DoT scheduled sampling: rows built from the model's own predictions with probability
+    # 1 - p_gold, p_gold falling linearly from 1 to min_prob over ramp_steps (1.0 = off).
+    scheduled_min_prob: float = 1.0
+    scheduled_ramp_steps: int | None = None  # default: optim.max_steps
+    scheduled_sampler_steps: int = 16
 
 
 @dataclass

@@ -22,6 +22,7 @@ from dlm.diffusion import (
 from dlm.models import DiffusionLM, anneal_ratio
 
 from .config import TrainConfig
+from .scheduled_sampling import ScheduledSampling, own_prediction_inputs
 
 __all__ = ["StepLoss", "DiffusionObjective", "AutoregressiveObjective", "build_objective"]
 
@@ -44,6 +45,7 @@ class DiffusionObjective:
     stratified: bool = True
     cart_p: float = 0.1
     token_reweight: tuple[float, float] | None = None
+    scheduled: ScheduledSampling | None = None
 
     def __call__(self, model: DiffusionLM, batch: SequenceData, step: int) -> StepLoss:
         x = batch.input_ids
@@ -51,17 +53,45 @@ class DiffusionObjective:
         t = sample_times(
             x.shape[0], self.schedule, eps=self.eps, stratified=self.stratified, device=x.device
         )
-        noisy, masked = mask_tokens(
-            x, batch.noisable, self.schedule.mask_prob(t), cfg.mask_token_id
-        )
+        p = self.schedule.mask_prob(t)
+        noisy, masked = mask_tokens(x, batch.noisable, p, cfg.mask_token_id)
         ratio = anneal_ratio(step, cfg.anneal_steps) if cfg.attention == "annealed" else None
+        replaced = None
+        if self.scheduled is not None:
+            noisy, masked, replaced = self._own_predictions(model, batch, p, noisy, masked, step)
         logits = model(noisy, batch.attention_mask, anneal_ratio=ratio)
         weights = loss_weights(self.weighting, t, masked, self.schedule, cart_p=self.cart_p)
         out = masked_diffusion_loss(logits, x, masked, weights, token_reweight=self.token_reweight)
         metrics = {"ce": out.ce, "masked_tokens": out.num_masked}
         if ratio is not None:
             metrics["anneal_ratio"] = ratio
+        if replaced is not None:
+            metrics["own_prediction_rows"] = replaced.float().mean()
         return StepLoss(out.loss, metrics)
+
+    def _own_predictions(self, model, batch, p, noisy, masked, step):
+        """Rebuild the scheduled-sampling rows from the model's own decoding (DoT)."""
+        sched = self.scheduled
+        rows = sched.rows_to_replace(noisy.shape[0], step, noisy.device)
+        if not bool(rows.any()):
+            return noisy, masked, rows
+        cfg = _config(model)
+        mask = None if batch.attention_mask is None else batch.attention_mask[rows]
+        was_training = model.training
+        model.eval()
+        own, own_masked = own_prediction_inputs(
+            model,
+            batch.input_ids[rows],
+            batch.noisable[rows],
+            mask,
+            p[rows],
+            cfg.mask_token_id,
+            sched.sampler_steps,
+        )
+        model.train(was_training)
+        noisy, masked = noisy.clone(), masked.clone()
+        noisy[rows], masked[rows] = own, own_masked
+        return noisy, masked, rows
 
 
 @dataclass
@@ -92,4 +122,13 @@ def build_objective(config: TrainConfig):
             "diffusion.num_steps=T"
         )
     reweight = (d.reweight_alpha, d.reweight_beta) if d.token_reweight else None
-    return DiffusionObjective(schedule, d.weighting, d.eps, d.stratified, d.cart_p, reweight)
+    scheduled = None
+    if d.scheduled_min_prob < 1.0:
+        scheduled = ScheduledSampling(
+            d.scheduled_min_prob,
+            d.scheduled_ramp_steps or config.optim.max_steps,
+            d.scheduled_sampler_steps,
+        )
+    return DiffusionObjective(
+        schedule, d.weighting, d.eps, d.stratified, d.cart_p, reweight, scheduled
+    )

@@ -24,6 +24,7 @@ from dlm.data import (
 from dlm.data.corpora import corpus_documents, corpus_tokenizer
 from dlm.models import DiffusionLM, backbone_config, build_backbone
 from dlm.tasks import Example, get_task
+from dlm.tasks.thoughts import multipass_examples
 
 from .config import TrainConfig
 
@@ -86,6 +87,10 @@ def prepare_data(config: TrainConfig) -> Prepared:
         else:
             train = task.generate(data.n_train, seed=data.seed)
             held_out = task.generate(data.n_eval, seed=data.seed + 1)
+        if data.multipass:
+            train = multipass_examples(task, train, coupled_prob=data.coupled_prob, seed=data.seed)
+        elif data.coupled_prob:
+            raise ConfigError("data.coupled_prob needs data.multipass: true (DoT-MP training)")
     else:
         tokenizer = _load_tokenizer(config)
         held_out = _examples_from_file(data.eval_file) if data.eval_file else []

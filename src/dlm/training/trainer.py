@@ -127,6 +127,10 @@ class Trainer:
             if tmp.exists():
                 shutil.rmtree(tmp)
             self.unwrapped.save_pretrained(tmp, self.tokenizer)
+            # The recipe travels with the model: `dlm eval` finds the task and its held-out split.
+            (tmp / "train_config.yaml").write_text(
+                yaml.safe_dump(to_dict(self.config), sort_keys=False)
+            )
             ckpt.finalize(tmp, final)
         self.accelerator.wait_for_everyone()
         return final

@@ -1,0 +1,138 @@
+"""Long addition: two ``digits``-digit numbers, least-significant digit first.
+
+A task with long answers whose tokens depend on each other through the carry, made for the
+sampler benchmark (`benchmarks/sampling.py`): with ``digits=254`` the answer is 255 digits and
+[EOS], a 256-token generation. Each answer digit is fixed by the two operand digits at its
+place and the carry coming in, and the carry is fixed by the place below unless that place sums
+to 9, where it passes on what came from further down. Most digits can be decoded at once; the
+ones at the top of a run of 9-sums need the digits below them first. A sampler that commits
+many tokens per step is right where the model is sure and wrong where it guesses the carry,
+which is the trade parallel decoding makes.
+
+Format (every digit of both operands, zeros included, least-significant first)::
+
+    prompt  "3210+9890"      # 123 + 989 with digits=4: "0123" and "0989" reversed
+    target  "21110"          # 1112 as five digits "01112", reversed
+
+The prompt is ``a[::-1] + "+" + b[::-1]`` and the target is the ``digits + 1``-digit sum,
+also reversed, leading zeros kept, so every answer has the same length. Operand digits are
+uniform over 0-9 from ``random.Random(seed)``.
+
+The verifier compares the answer with the exact sum computed from the prompt (Python
+integers), not with the stored target. ``bucket`` is the longest run of carries that pass
+through a place summing to 9 (``chain0``, ``chain1``, ``chain2``, ``chain3+``): the places
+where decoding in parallel is hardest.
+"""
+
+from __future__ import annotations
+
+import random
+
+from transformers import PreTrainedTokenizerFast
+
+from dlm.data.char_tokenizer import build_char_tokenizer
+from dlm.tasks.base import Example
+
+__all__ = ["AdditionTask", "add_reversed", "longest_carry_chain"]
+
+ALPHABET = "0123456789+"
+
+
+def add_reversed(a_reversed: str, b_reversed: str) -> str:
+    """The sum of two reversed digit strings as a reversed string one digit longer."""
+    width = max(len(a_reversed), len(b_reversed)) + 1
+    total = int(a_reversed[::-1]) + int(b_reversed[::-1])
+    return str(total).zfill(width)[::-1]
+
+
+def longest_carry_chain(a_reversed: str, b_reversed: str) -> int:
+    """The longest run of places summing to 9 that a carry passes through."""
+    carry = 0
+    run = 0
+    longest = 0
+    for x, y in zip(a_reversed, b_reversed, strict=True):
+        s = int(x) + int(y)
+        if s == 9 and carry:
+            run += 1
+            longest = max(longest, run)
+        else:
+            run = 0
+        carry = int(s + carry >= 10)
+    return longest
+
+
+class AdditionTask:
+    """``digits``-digit addition, reversed digits; see the module docstring for the format."""
+
+    name = "addition"
+
+    def __init__(self, digits: int = 254) -> None:
+        if not isinstance(digits, int) or digits < 1:
+            raise ValueError(f"digits must be a positive integer; got {digits!r}")
+        self.digits = digits
+
+    @property
+    def max_answer_tokens(self) -> int:
+        """The answer's digits and [EOS]."""
+        return self.digits + 2
+
+    def tokenizer(self) -> PreTrainedTokenizerFast:
+        return build_char_tokenizer(ALPHABET)
+
+    def _example(self, rng: random.Random) -> Example:
+        a = "".join(rng.choice("0123456789") for _ in range(self.digits))
+        b = "".join(rng.choice("0123456789") for _ in range(self.digits))
+        return Example(f"{a}+{b}", add_reversed(a, b), {"chain": longest_carry_chain(a, b)})
+
+    def generate(self, n: int, seed: int) -> list[Example]:
+        """``n`` distinct examples (distinct prompts) from ``seed``."""
+        rng = random.Random(seed)
+        seen: set[str] = set()
+        out: list[Example] = []
+        space = 100**self.digits
+        if n > space // 2:
+            raise ValueError(
+                f"{n} distinct {self.digits}-digit additions asked for but only {space} exist; "
+                "lower n or raise digits"
+            )
+        while len(out) < n:
+            example = self._example(rng)
+            if example.prompt not in seen:
+                seen.add(example.prompt)
+                out.append(example)
+        return out
+
+    def generate_splits(
+        self, n_train: int, n_test: int, seed: int
+    ) -> tuple[list[Example], list[Example]]:
+        """Disjoint train and test examples: no test prompt occurs in the training set."""
+        examples = self.generate(n_train + n_test, seed)
+        return examples[:n_train], examples[n_train:]
+
+    def _operands(self, prompt: str) -> tuple[str, str]:
+        a, sep, b = prompt.strip().partition("+")
+        if not sep or len(a) != self.digits or len(b) != self.digits:
+            raise ValueError(
+                f"an addition prompt is two {self.digits}-digit strings joined by '+'; got {prompt!r:.80}"
+            )
+        return a, b
+
+    def verify(self, example: Example, answer: str) -> bool:
+        a, b = self._operands(example.prompt)
+        return answer.strip() == add_reversed(a, b)
+
+    def digit_accuracy(self, example: Example, answer: str) -> float:
+        """Share of the answer's places that hold the right digit (missing places count wrong)."""
+        a, b = self._operands(example.prompt)
+        gold = add_reversed(a, b)
+        got = answer.strip()
+        return sum(x == y for x, y in zip(gold, got)) / len(gold)
+
+    def bucket(self, example: Example) -> str:
+        a, b = self._operands(example.prompt)
+        chain = longest_carry_chain(a, b)
+        return f"chain{chain}" if chain < 3 else "chain3+"
+
+    def answer_of(self, text: str) -> str | None:
+        text = text.strip()
+        return text if text.isdigit() else None

@@ -1,0 +1,81 @@
+"""Diffusion of Thoughts, multi-pass (DoT-MP): one thought per diffusion pass.
+
+A chain-of-thought task (multiplication, boolean, gsm) splits its target into thoughts, the
+last one holding the final answer (``#### ...``). DoT-MP trains on one thought at a time:
+
+    prompt = question [SEP] thoughts 1..k-1 (joined as in the target)
+    target = thought k
+
+so one example with m thoughts gives m training pairs (``multipass_examples``). At inference
+the sampler fills one thought per pass, appends it to the prompt and goes on until the pass
+that produces the answer thought (``task.answer_of`` reads an answer) or ``max_passes``
+(``dlm.evaluation.multipass``).
+
+Coupled sampling (DoT's ``--glance``): with probability ``coupled_prob`` (0.1 in DoT) a pair
+instead has the target ``thought k [SEP] thought k+1``, with only the source clean, so the
+previous thought is noised and regenerated together with the next one and the model learns
+to repair a thought in the light of what follows. The choice is drawn once per pair from
+``random.Random(seed)``, so a run's training set is fixed by its seed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from .base import Example
+
+__all__ = ["ThoughtTask", "THOUGHT_SEP", "multipass_examples", "pass_prompt"]
+
+#: Written between the question and the thoughts so far, and between coupled thoughts; the
+#: character tokenizers read it as the one [SEP] token.
+THOUGHT_SEP = "[SEP]"
+
+
+@runtime_checkable
+class ThoughtTask(Protocol):
+    """A task whose targets are chains of thoughts ending in an answer thought."""
+
+    def thoughts(self, target: str) -> list[str]: ...
+
+    def join_thoughts(self, parts: Sequence[str]) -> str: ...
+
+    def answer_of(self, text: str) -> str | None: ...
+
+
+def _require_thoughts(task: object) -> ThoughtTask:
+    if not isinstance(task, ThoughtTask):
+        name = getattr(task, "name", type(task).__name__)
+        raise ValueError(
+            f"task {name!r} has no chain of thought to split into passes; multi-pass needs a "
+            "task with thoughts (multiplication, boolean, gsm)"
+        )
+    return task
+
+
+def pass_prompt(task: ThoughtTask, question: str, done: Sequence[str]) -> str:
+    """The prompt of the pass after the thoughts ``done``."""
+    return f"{question}{THOUGHT_SEP}{task.join_thoughts(list(done)) if done else ''}"
+
+
+def multipass_examples(
+    task: object, examples: Sequence[Example], *, coupled_prob: float = 0.0, seed: int = 0
+) -> list[Example]:
+    """One (question + earlier thoughts, next thought) pair per thought of every example.
+
+    ``meta`` keeps the original example's metadata plus ``pass`` (k, from 0) and ``coupled``.
+    """
+    task = _require_thoughts(task)
+    if not 0.0 <= coupled_prob <= 1.0:
+        raise ValueError(f"coupled_prob must lie in [0, 1]; got {coupled_prob}")
+    rng = random.Random(seed)
+    out: list[Example] = []
+    for example in examples:
+        parts = task.thoughts(example.target)
+        for k, thought in enumerate(parts):
+            coupled = k + 1 < len(parts) and rng.random() < coupled_prob
+            target = f"{thought}{THOUGHT_SEP}{parts[k + 1]}" if coupled else thought
+            meta = {**example.meta, "pass": k, "coupled": coupled}
+            out.append(Example(pass_prompt(task, example.prompt, parts[:k]), target, meta))
+    return out

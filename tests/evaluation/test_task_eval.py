@@ -1,0 +1,162 @@
+"""Tests for task evaluation: per-bucket accuracy, self-consistency voting, multi-pass."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+import torch
+
+from dlm.data.char_tokenizer import EOS_ID, build_char_tokenizer
+from dlm.evaluation import bucket_accuracy, evaluate_task
+from dlm.evaluation.multipass import multipass_generate
+from dlm.evaluation.self_consistency import majority_vote
+from dlm.sampling import GenerationOutput
+from dlm.tasks import Example
+
+ALPHABET = "0123456789+#"
+
+
+class CountingTask:
+    """Answers are 'digit+digit+...#sum'; thoughts split on '+', the answer after '#'."""
+
+    name = "counting"
+    max_answer_tokens = 8
+
+    def tokenizer(self):
+        return build_char_tokenizer(ALPHABET)
+
+    def verify(self, example: Example, answer: str) -> bool:
+        return self.answer_of(answer) == example.target.split("#")[1]
+
+    def answer_of(self, text: str) -> str | None:
+        return text.split("#", 1)[1] if "#" in text else None
+
+    def bucket(self, example: Example) -> str:
+        return f"len{len(example.prompt)}"
+
+    def thoughts(self, target: str) -> list[str]:
+        rationale, answer = target.split("#")
+        return [*rationale.split("+"), f"#{answer}"]
+
+    def join_thoughts(self, parts: Sequence[str]) -> str:
+        body = [p for p in parts if not p.startswith("#")]
+        tail = [p for p in parts if p.startswith("#")]
+        return "+".join(body) + "".join(tail)
+
+
+class ScriptedModel:
+    """Stands in for a DiffusionLM: answers each prompt from a script, counting calls."""
+
+    is_autoregressive = False
+
+    def __init__(self, tokenizer, script):
+        self.tokenizer = tokenizer
+        self.script = script  # prompt text -> list of answers, used in turn
+        self.calls = 0
+        self.seen: list[list[str]] = []
+
+    def generate(self, input_ids, attention_mask, *, max_new_tokens, **sampler):
+        self.calls += 1
+        prompts = []
+        for row, mask in zip(input_ids.tolist(), attention_mask.tolist(), strict=True):
+            ids = [t for t, m in zip(row, mask, strict=True) if m]
+            prompts.append(self.tokenizer.decode(ids, skip_special_tokens=False))
+        self.seen.append(prompts)
+        rows = []
+        for prompt in prompts:
+            text = self.script[prompt].pop(0)
+            ids = self.tokenizer(text)["input_ids"] + [EOS_ID]
+            rows.append(ids + [0] * (max_new_tokens - len(ids)))
+        generated = torch.tensor(rows)
+        seq = torch.cat([input_ids, generated], 1)
+        return GenerationOutput(seq, input_ids.shape[1], 5, 0.5, int((generated != 0).sum()))
+
+
+def test_majority_vote_counts_final_answers_and_breaks_ties_by_order() -> None:
+    task = CountingTask()
+    assert majority_vote(["1+2#3", "2+2#4", "0+4#4"], task.answer_of) == "2+2#4"
+    assert majority_vote(["1+2#3", "2+2#4"], task.answer_of) == "1+2#3"
+    assert majority_vote(["garbage", "1#1", "x"], task.answer_of) == "1#1"
+    assert majority_vote(["a", "b"], task.answer_of) == "a"
+    with pytest.raises(ValueError):
+        majority_vote([], task.answer_of)
+
+
+def test_bucket_accuracy() -> None:
+    task = CountingTask()
+    examples = [Example("12", "1+2#3"), Example("123", "x#6"), Example("45", "4+5#9")]
+    got = bucket_accuracy(task, examples, [True, False, False])
+    assert got == {
+        "len2": {"accuracy": 0.5, "correct": 1, "n": 2},
+        "len3": {"accuracy": 0.0, "correct": 0, "n": 1},
+    }
+
+
+def test_self_consistency_votes_per_example() -> None:
+    task = CountingTask()
+    tok = task.tokenizer()
+    examples = [Example("12", "1+2#3"), Example("45", "4+5#9")]
+    script = {
+        "12[SEP]": ["1+2#3", "1+1#2", "0+3#3"],  # 2 of 3 right; the vote is right
+        "45[SEP]": ["4+5#8", "4+5#9", "4+4#8"],  # 1 of 3 right; the vote is wrong
+    }
+    model = ScriptedModel(tok, script)
+    report = evaluate_task(
+        model, tok, task, examples, max_new_tokens=8, samples=3, vote=True, temperature=0.7
+    )
+    assert model.calls == 1 and len(model.seen[0]) == 6  # k samples of every prompt, one batch
+    assert report.accuracy == 0.5 and report.correct == 1
+    assert report.sample_accuracy == pytest.approx(3 / 6)
+    assert report.answers == ["1+2#3", "4+5#8"]
+    assert report.buckets == {"len2": {"accuracy": 0.5, "correct": 1, "n": 2}}
+    assert report.nfe == 5 and report.to_json()["vote"] is True
+
+
+def test_sampling_options_are_checked() -> None:
+    task = CountingTask()
+    tok = task.tokenizer()
+    model = ScriptedModel(tok, {})
+    examples = [Example("12", "1+2#3")]
+    with pytest.raises(ValueError, match="temperature"):
+        evaluate_task(model, tok, task, examples, max_new_tokens=8, samples=3)
+    with pytest.raises(ValueError, match="several samples"):
+        evaluate_task(model, tok, task, examples, max_new_tokens=8, vote=True)
+
+
+def test_multipass_generates_one_thought_per_pass_until_the_answer() -> None:
+    task = CountingTask()
+    tok = task.tokenizer()
+    # Prompts as the model sees them: question [SEP] thoughts so far [SEP], as in training.
+    script = {
+        "12[SEP][SEP]": ["1"],
+        "12[SEP]1[SEP]": ["2"],
+        "12[SEP]1+2[SEP]": ["#3"],
+        "9[SEP][SEP]": ["#9"],
+    }
+    model = ScriptedModel(tok, script)
+    result = multipass_generate(model, tok, task, ["12", "9"], max_thought_tokens=4)
+    assert result.answers == ["1+2#3", "#9"]
+    assert result.passes == [3, 1]
+    # Finished rows leave the batch: 2 rows, then 1, then 1.
+    assert [len(batch) for batch in model.seen] == [2, 1, 1]
+    assert result.nfe == 15
+
+    capped = multipass_generate(
+        ScriptedModel(tok, {"12[SEP][SEP]": ["1"], "12[SEP]1[SEP]": ["2"]}),
+        tok,
+        task,
+        ["12"],
+        max_thought_tokens=4,
+        max_passes=2,
+    )
+    assert capped.answers == ["1+2"] and capped.passes == [2]
+    assert not task.verify(Example("12", "1+2#3"), capped.answers[0])
+
+
+def test_multipass_needs_a_task_with_thoughts() -> None:
+    class Plain:
+        name = "plain"
+
+    with pytest.raises(ValueError, match="no chain of thought"):
+        multipass_generate(None, None, Plain(), ["x"], max_thought_tokens=2)
