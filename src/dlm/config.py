@@ -2,7 +2,7 @@
 
 ``load_config(Cls, path, overrides)`` reads a YAML file into nested dataclasses, applies
 overrides such as ``optim.lr=3e-4`` (values parsed as YAML, so numbers, booleans, lists and
-null work), checks every value against the field's type, and rejects an unknown key with a
+null work), lays a recipe over the one its ``base:`` key names, checks every value against the field's type, and rejects an unknown key with a
 message that names the closest valid one.
 """
 
@@ -164,25 +164,51 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, section by section (nested mappings merge, values replace)."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_recipe(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe's mapping, with its ``base:`` recipe (a path relative to it) merged under it."""
+    if not path.is_file():
+        raise ConfigError(
+            f"recipe {path} does not exist; give the path of a YAML file, e.g. recipes/sudoku/diffusion.yaml"
+        )
+    if path.resolve() in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path.resolve()))
+        raise ConfigError(f"recipes name each other as base in a cycle: {chain}")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"recipe {path} is not valid YAML: {err}") from err
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"recipe {path} must be a mapping of sections at the top level")
+    base = loaded.pop("base", None)
+    if base is None:
+        return loaded
+    if not isinstance(base, str):
+        raise ConfigError(f"recipe {path}: base must be the path of another recipe; got {base!r}")
+    parent = _read_recipe(path.parent / base, (*seen, path.resolve()))
+    return _merge(parent, loaded)
+
+
 def load_config(
     cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None
 ) -> T:
-    """Read a YAML recipe (or start from defaults), apply overrides, build ``cls``."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(
-                f"recipe {path} does not exist; give the path of a YAML file, e.g. recipes/sudoku/diffusion.yaml"
-            )
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise ConfigError(f"recipe {path} is not valid YAML: {err}") from err
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"recipe {path} must be a mapping of sections at the top level")
-        data = loaded
+    """Read a YAML recipe (or start from defaults), apply overrides, build ``cls``.
+
+    A recipe may start from another: ``base: diffusion.yaml`` (relative to the recipe) loads
+    that one first and lays this recipe's keys over it, section by section.
+    """
+    data: dict[str, Any] = _read_recipe(Path(path)) if path is not None else {}
     data = apply_overrides(data, list(overrides or []))
     return from_dict(cls, data)

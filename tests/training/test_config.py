@@ -89,3 +89,23 @@ def test_sudoku_recipe_is_the_demo_run():
 def test_yaml_no_is_read_as_the_string_option():
     assert load_train_config(None, ["optim.mixed_precision=no"]).optim.mixed_precision == "no"
     assert load_train_config(None, ["optim.mixed_precision=bf16"]).optim.mixed_precision == "bf16"
+
+
+def test_a_recipe_can_start_from_a_base_recipe(tmp_path) -> None:
+    (tmp_path / "diffusion.yaml").write_text(
+        "objective: sft\nmodel: {hidden_size: 96, num_layers: 3}\noptim: {lr: 0.001, max_steps: 50}\n"
+    )
+    (tmp_path / "ar.yaml").write_text(
+        "base: diffusion.yaml\nobjective: ar\nmodel: {attention: causal}\noptim: {max_steps: 70}\n"
+    )
+    config = load_train_config(str(tmp_path / "ar.yaml"), ["optim.lr=3e-4"])
+    assert config.objective == "ar" and config.model.attention == "causal"
+    assert config.model.hidden_size == 96 and config.model.num_layers == 3
+    assert config.optim.max_steps == 70 and config.optim.lr == 3e-4
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_train_config(str(tmp_path / "a.yaml"))
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match="missing.yaml does not exist"):
+        load_train_config(str(tmp_path / "c.yaml"))
