@@ -2,9 +2,10 @@
 
     python benchmarks/sampling.py --model DIR [--n 64] [--batch-size 16] [--device cuda] [--compile]
 
-The model is one trained in this project: a task model (e.g. ``recipes/sudoku/multi7.yaml``,
-seven 6x6 puzzles per example, 253 generated tokens; task and options read from the
-checkpoint's ``train_config.yaml`` or given with ``--task``/``--task-options``) or, with
+The model is one trained in this project: a task model (``recipes/sums/diffusion.yaml``: a
+page of 64 sums whose 256 answer digits are infilled inside a pinned template; task and options
+read from the checkpoint's ``train_config.yaml`` or given with ``--task``/``--task-options``;
+tokens/s counts the 256 generated digits only) or, with
 ``--infill PREFIX MIDDLE SUFFIX``, a corpus model (``recipes/text/stdlib-char.yaml``) filling the
 middle of held-out source files, scored by character accuracy. Every configuration decodes the
 same held-out prompts:
@@ -37,6 +38,7 @@ from transformers import AutoTokenizer
 
 from dlm.data import corpus_documents
 from dlm.evaluation import batch_prompts, decode_answers
+from dlm.evaluation.task_eval import template_canvas
 from dlm.models import DiffusionLM
 from dlm.tasks import get_task
 
@@ -91,7 +93,7 @@ def run_infill(model, tokenizer, windows, batch_size, sampler):
 
 
 def score(task, examples, answers) -> float:
-    per = getattr(task, "puzzle_accuracy", None)
+    per = getattr(task, "puzzle_accuracy", None) or getattr(task, "sum_accuracy", None)
     if per is not None:
         return statistics.mean(per(e, a) for e, a in zip(examples, answers, strict=True))
     return statistics.mean(float(task.verify(e, a)) for e, a in zip(examples, answers, strict=True))
@@ -140,6 +142,7 @@ def main() -> None:
             tokenizer, corpus_documents(corpus, "eval"), args.n, *args.infill, args.seed
         )
         max_new = args.infill[1]
+        to_fill = max_new
         described = f"{corpus} infilling {args.infill}"
     else:
         task_name = args.task or data_config.get("task")
@@ -153,6 +156,10 @@ def main() -> None:
         max_new = (
             max(len(tokenizer.encode(e.target, add_special_tokens=False)) for e in examples) + 1
         )
+        to_fill = max_new
+        if hasattr(task, "slots"):  # infill the slots of a pinned template
+            max_new = len(tokenizer.encode(examples[0].target, add_special_tokens=False))
+            to_fill = len(task.slots(examples[0]))
         described = f"task {task_name} {task_options}"
 
     def run(sampler: dict, limit: int | None = None) -> tuple[float, int, float, int]:
@@ -162,11 +169,13 @@ def main() -> None:
         for start in range(0, len(examples[:limit]), args.batch_size):
             chunk = examples[start : start + args.batch_size]
             ids, mask = batch_prompts(tokenizer, [e.prompt for e in chunk])
-            out = model.generate(ids, mask, max_new_tokens=max_new, **sampler)
+            fixed = template_canvas(tokenizer, task, chunk)  # None unless answers sit in a template
+            out = model.generate(ids, mask, max_new_tokens=max_new, fixed=fixed, **sampler)
             answers += decode_answers(tokenizer, out.generated)
             nfe += out.nfe
             seconds += out.wall_time
-            tokens += out.generated_tokens
+            # generated tokens only: a template's pinned tokens are not generated
+            tokens += out.generated_tokens if fixed is None else to_fill * len(chunk)
         return score(task, examples[: len(answers)], answers), nfe, seconds, tokens
 
     configs = {name: CONFIGS[name] for name in args.configs}
@@ -178,7 +187,7 @@ def main() -> None:
         chosen = {
             k: {"B": args.block_length, "T": args.threshold}.get(v, v) for k, v in raw.items()
         }
-        sampler = {"steps": max_new, "policy": "confidence", **chosen}
+        sampler = {"steps": to_fill, "policy": "confidence", **chosen}
         run(sampler, limit=min(args.batch_size, 4))  # warm-up (and compilation), not timed
         accuracy, nfe, seconds, tokens = run(sampler)
         rows.append(
@@ -203,7 +212,7 @@ def main() -> None:
         else (platform.processor() or "cpu")
     )
     print(
-        f"\nmodel {model_dir}, {described}, {args.n} prompts x {max_new} new tokens, batch "
+        f"\nmodel {model_dir}, {described}, {args.n} prompts x {to_fill} new tokens, batch "
         f"{args.batch_size}, block {args.block_length}, threshold {args.threshold}, {args.dtype} on {device} "
         f"({torch.get_num_threads()} threads), torch {torch.__version__}, commit {commit}\n"
     )

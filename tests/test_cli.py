@@ -149,3 +149,21 @@ def test_generate_with_fast_sampling_options_and_stream(trained, capsys):
     assert (
         sum(int(line.split()[2].lstrip("+")) for line in lines) == 17
     )  # each position committed once
+
+
+def test_chat_template_wraps_prompts(trained, tmp_path, capsys):
+    from transformers import AutoTokenizer
+
+    from dlm.cli.generate import apply_chat_template
+
+    tokenizer = AutoTokenizer.from_pretrained(trained)
+    with pytest.raises(ValueError, match="no chat template|has none"):
+        apply_chat_template(tokenizer, [{"prompt": "12"}])
+    assert main(["generate", "--model", str(trained), "--prompt", "12", "--chat"]) == 2
+    assert "chat template" in capsys.readouterr().err
+    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}|{% endfor %}"
+    records = apply_chat_template(
+        tokenizer, [{"prompt": "12"}, {"messages": [{"role": "user", "content": "3"}], "id": 5}]
+    )
+    assert [r["prompt"] for r in records] == ["12|", "3|"]
+    assert records[1]["id"] == 5

@@ -160,3 +160,36 @@ def test_multipass_needs_a_task_with_thoughts() -> None:
 
     with pytest.raises(ValueError, match="no chain of thought"):
         multipass_generate(None, None, Plain(), ["x"], max_thought_tokens=2)
+
+
+def test_template_tasks_are_infilled_and_scored_on_the_filled_canvas() -> None:
+    from dlm.tasks import SumsTask
+
+    task = SumsTask(problems=3, digits=2, context=1)
+    tok = task.tokenizer()
+    pages = task.generate(4, seed=0)
+    golds = {p.prompt: tok.encode(p.target, add_special_tokens=False) for p in pages}
+
+    class Filler:
+        """Fills the free positions of the canvas with the gold digits, except in page 0."""
+
+        is_autoregressive = False
+
+        def generate(self, input_ids, attention_mask, *, max_new_tokens, fixed, **sampler):
+            assert fixed.shape == (4, max_new_tokens) and (fixed == -1).sum() == 4 * 9
+            rows = []
+            for ids, mask, pinned in zip(input_ids, attention_mask, fixed, strict=True):
+                prompt = tok.decode(ids[mask.bool()].tolist(), skip_special_tokens=True)
+                gold = torch.tensor(golds[prompt])
+                filled = torch.where(pinned == -1, gold, pinned)
+                if prompt == pages[0].prompt:
+                    filled[task.slots(pages[0])[0]] = tok.convert_tokens_to_ids("9")
+                rows.append(filled)
+            generated = torch.stack(rows)
+            seq = torch.cat([input_ids, generated], 1)
+            return GenerationOutput(seq, input_ids.shape[1], 9, 1.0, 36)
+
+    assert pages[0].target[task.slots(pages[0])[0]] in "01"  # a carry digit: "9" is wrong
+    report = evaluate_task(Filler(), tok, task, pages, max_new_tokens=1)
+    assert report.correct == 3 and report.accuracy == 0.75
+    assert report.answers[1] == pages[1].target

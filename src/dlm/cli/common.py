@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from dlm.models import DiffusionLM, NotADlmCheckpointError
 
@@ -13,14 +13,18 @@ __all__ = ["load_model_and_tokenizer", "sampler_options", "parse_options"]
 
 
 def load_model_and_tokenizer(path: str) -> tuple[DiffusionLM, PreTrainedTokenizerBase]:
-    """A dlm checkpoint directory's model and the tokenizer saved beside it."""
+    """A dlm (or published: Dream, LLaDA, ...) checkpoint's model and its tokenizer.
+
+    The tokenizer is read without remote code; a published checkpoint's mask token is set
+    from the model when its tokenizer does not name one.
+    """
+    from dlm.checkpoints import detect_format, load_tokenizer
+
     model = DiffusionLM.from_pretrained(path)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as err:
-        raise NotADlmCheckpointError(
-            f"{path} has no tokenizer saved beside the model ({err})"
-        ) from err
+    fmt = getattr(model, "source_format", None) or detect_format(path)
+    tokenizer = load_tokenizer(path, fmt, model.config.mask_token_id)
+    if tokenizer is None:
+        raise NotADlmCheckpointError(f"{path} has no tokenizer saved beside the model")
     return model, tokenizer
 
 

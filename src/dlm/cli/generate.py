@@ -19,7 +19,7 @@ def _prompts(args: argparse.Namespace) -> list[dict]:
     if args.prompt is not None:
         return [{"prompt": args.prompt}]
     records = read_jsonl(args.input)
-    missing = [i for i, r in enumerate(records, 1) if "prompt" not in r]
+    missing = [i for i, r in enumerate(records, 1) if "prompt" not in r and "messages" not in r]
     if missing:
         raise DataError(
             f"{args.input}: lines {missing[:5]} have no 'prompt' key; each line needs {{\"prompt\": ...}}"
@@ -27,9 +27,28 @@ def _prompts(args: argparse.Namespace) -> list[dict]:
     return records
 
 
+def apply_chat_template(tokenizer, records: list[dict]) -> list[dict]:
+    """Each record's prompt (a user message) or ``messages`` list through the chat template."""
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise ValueError(
+            "--chat needs a tokenizer with a chat template (an instruct model's); this "
+            "checkpoint's tokenizer has none: drop --chat or set tokenizer.chat_template"
+        )
+    out = []
+    for record in records:
+        messages = record.get("messages") or [{"role": "user", "content": str(record["prompt"])}]
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        out.append({**record, "prompt": text})
+    return out
+
+
 def run_generate(args: argparse.Namespace) -> int:
     model, tokenizer = load_model_and_tokenizer(args.model)
     records = _prompts(args)
+    if args.chat:
+        records = apply_chat_template(tokenizer, records)
+    elif any("prompt" not in r for r in records):
+        raise DataError(f"{args.input}: lines with 'messages' and no 'prompt' need --chat")
     sampler = dict(max_new_tokens=args.max_new_tokens, **sampler_options(args))
     if args.stream:
         return _stream(model, tokenizer, records, sampler)

@@ -5,6 +5,9 @@
     dlm generate --model DIR (--prompt TEXT | --input FILE.jsonl) [sampler options]
     dlm task make NAME [--split S] [--n N] [--n-test N] [--seed S] [--out DIR]
     dlm eval --model DIR [--task NAME --split S] [--samples K --vote] [sampler options]
+    dlm convert SRC DST      (a Dream, Dream-Coder, LLaDA, DiffuGPT or DiffuLLaMA directory)
+    dlm eval ppl --model DIR --data FILE [--seq-len N] [--mc-num K]
+    dlm eval lm-eval --model dlm --model_args pretrained=DIR,... --tasks ...   (lm-eval's flags)
 
 Errors a user can cause print one message and exit with status 2, without a traceback
 (set DLM_DEBUG=1 to see it).
@@ -123,9 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--batch-size", type=int, default=32)
     gen.add_argument(
+        "--chat",
+        action="store_true",
+        help="wrap each prompt (or a JSONL line's 'messages') in the tokenizer's chat template",
+    )
+    gen.add_argument(
         "--stream", action="store_true", help="show the canvas filling in, step by step"
     )
     _add_sampler_options(gen)
+
+    conv = sub.add_parser(
+        "convert",
+        help="rewrite a published checkpoint (Dream, Dream-Coder, LLaDA, DiffuGPT, DiffuLLaMA) "
+        "as a dlm checkpoint, without remote code",
+    )
+    conv.add_argument("src", help="the published checkpoint directory")
+    conv.add_argument("dst", help="where to write the dlm checkpoint")
 
     task = sub.add_parser("task", help="work with the offline task generators")
     task_sub = task.add_subparsers(dest="task_command", required=True)
@@ -137,7 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--out", metavar="DIR", help="output directory (default data/NAME[-SPLIT])")
 
-    ev = sub.add_parser("eval", help="verified task accuracy of a checkpoint, per bucket")
+    ev = sub.add_parser(
+        "eval",
+        help="verified task accuracy of a checkpoint, per bucket "
+        "(also: dlm eval ppl ..., dlm eval lm-eval ...)",
+    )
     ev.add_argument("--model", required=True, help="a dlm checkpoint directory")
     ev.add_argument("--task", help="a registered task (default: the one the model was trained on)")
     _add_task_selection(ev)
@@ -159,6 +179,41 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", metavar="PATH", help="write the report as JSON")
     _add_sampler_options(ev, max_new_tokens=None)
     return parser
+
+
+def build_ppl_parser() -> argparse.ArgumentParser:
+    ppl = argparse.ArgumentParser(
+        prog="dlm eval ppl",
+        description="Monte Carlo ELBO bound on the perplexity of a text file",
+    )
+    ppl.add_argument("--model", required=True, help="a dlm checkpoint directory")
+    ppl.add_argument(
+        "--data", required=True, help=".txt (documents split at blank lines) or .jsonl with 'text'"
+    )
+    ppl.add_argument("--seq-len", type=int, default=None, help="window length (default: positions)")
+    ppl.add_argument("--context", type=int, default=0, help="tokens of context before each window")
+    ppl.add_argument("--mc-num", type=int, default=128, help="Monte Carlo samples per window")
+    ppl.add_argument("--batch-size", type=int, default=32, help="rows per forward pass")
+    ppl.add_argument("--seed", type=int, default=0)
+    ppl.add_argument("--device", default=None)
+    ppl.add_argument("--json", metavar="PATH", help="write the report as JSON")
+    return ppl
+
+
+def _run_eval_ppl(args: argparse.Namespace) -> int:
+    from .eval_ppl import run_eval_ppl
+
+    return run_eval_ppl(
+        args.model,
+        args.data,
+        args.seq_len,
+        args.mc_num,
+        args.batch_size,
+        args.json,
+        context=args.context,
+        seed=args.seed,
+        device=args.device,
+    )
 
 
 def _task_names() -> list[str]:
@@ -230,7 +285,14 @@ def _run_eval(args: argparse.Namespace) -> int:
     return run_eval(args)
 
 
+def _run_convert(args: argparse.Namespace) -> int:
+    from .convert import run_convert
+
+    return run_convert(args.src, args.dst)
+
+
 COMMANDS = {
+    "convert": _run_convert,
     "demo": _run_demo,
     "train": _run_train,
     "generate": _run_generate,
@@ -240,13 +302,22 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["eval", "lm-eval"]:  # lm-eval parses its own flags
+        from .eval_lm import run_lm_eval
+
+        return run_lm_eval(argv[2:])
+    if argv[:2] == ["eval", "ppl"]:
+        args = build_ppl_parser().parse_args(argv[2:])
+        args.command, run = "eval ppl", _run_eval_ppl
+    else:
+        args = build_parser().parse_args(argv)
+        run = COMMANDS[args.command]
     from dlm.data import DataError
     from dlm.models import NotADlmCheckpointError
 
     try:
-        return COMMANDS[args.command](args)
+        return run(args)
     except (ConfigError, DataError, NotADlmCheckpointError, FileNotFoundError, ValueError) as err:
         if os.environ.get("DLM_DEBUG"):
             raise

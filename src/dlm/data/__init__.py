@@ -5,7 +5,7 @@ from .batches import BatchOrder
 from .char_tokenizer import build_char_tokenizer
 from .corpora import CORPORA, corpus_documents, corpus_tokenizer
 from .files import DataError, read_jsonl, read_text_documents, write_jsonl
-from .sequences import SequenceData, encode_pairs, encode_prompts, pack_documents
+from .sequences import SequenceData, encode_pairs, encode_prompts, encode_slots, pack_documents
 
 __all__ = [
     "CORPORA",
@@ -16,6 +16,7 @@ __all__ = [
     "DataError",
     "SequenceData",
     "encode_pairs",
+    "encode_slots",
     "encode_prompts",
     "pack_documents",
     "read_jsonl",

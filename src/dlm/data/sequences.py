@@ -101,6 +101,34 @@ def encode_pairs(
     return SequenceData(ids, noisable, loss_mask)
 
 
+def encode_slots(
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    targets: Sequence[str],
+    slots: Sequence[Sequence[int]],
+) -> SequenceData:
+    """Encode ``prompt [SEP] target`` rows where only the target's ``slots`` are noisable.
+
+    For infilling tasks whose answers sit inside a fixed template (the digits after each
+    ``=`` of a page of sums): ``slots[i]`` lists token positions within target ``i``; the rest
+    of the target stays clean, as it will be pinned (``fixed``) when sampling. Rows must have
+    equal lengths (a template of one shape), so no padding or EOS is added.
+    """
+    if not (len(prompts) == len(targets) == len(slots)):
+        raise DataError(f"{len(prompts)} prompts, {len(targets)} targets, {len(slots)} slot lists")
+    if not prompts:
+        raise DataError("no examples to encode; the dataset is empty")
+    rows = [h + _ids(tokenizer, t) for h, t in zip(encode_prompts(tokenizer, prompts), targets)]
+    heads = [len(r) - len(_ids(tokenizer, t)) for r, t in zip(rows, targets)]
+    if len({len(r) for r in rows}) != 1 or len(set(heads)) != 1:
+        raise DataError("slot examples must all have the same prompt and target lengths")
+    ids = torch.tensor(rows, dtype=torch.long)
+    noisable = torch.zeros_like(ids, dtype=torch.bool)
+    for row, (head, positions) in enumerate(zip(heads, slots)):
+        noisable[row, [head + p for p in positions]] = True
+    return SequenceData(ids, noisable, noisable.clone())
+
+
 def pack_documents(
     tokenizer: PreTrainedTokenizerBase, documents: Sequence[str], seq_len: int
 ) -> SequenceData:

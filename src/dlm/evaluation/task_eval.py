@@ -104,13 +104,13 @@ def _sample_answers(
     model: DiffusionLM,
     tokenizer: PreTrainedTokenizerBase,
     task: Task,
-    prompts: Sequence[str],
+    examples: Sequence[Example],
     max_new_tokens: int,
     multipass: bool,
     max_passes: int,
     sampler: dict[str, Any],
 ) -> tuple[list[str], int, float, int]:
-    """Answers for a batch of prompts, and the cost: (answers, nfe, seconds, tokens)."""
+    """Answers for a batch of examples, and the cost: (answers, nfe, seconds, tokens)."""
     if multipass:
         from .multipass import multipass_generate
 
@@ -118,15 +118,36 @@ def _sample_answers(
             model,
             tokenizer,
             task,
-            prompts,
+            [e.prompt for e in examples],
             max_thought_tokens=max_new_tokens,
             max_passes=max_passes,
             **sampler,
         )
         return result.answers, result.nfe, result.seconds, result.generated_tokens
-    input_ids, mask = batch_prompts(tokenizer, prompts)
-    out = model.generate(input_ids, mask, max_new_tokens=max_new_tokens, **sampler)
+    input_ids, mask = batch_prompts(tokenizer, [e.prompt for e in examples])
+    fixed = template_canvas(tokenizer, task, examples)
+    if fixed is not None:  # answers inside a pinned template: infill the slots
+        max_new_tokens = fixed.shape[1]
+    out = model.generate(input_ids, mask, max_new_tokens=max_new_tokens, fixed=fixed, **sampler)
     return decode_answers(tokenizer, out.generated), out.nfe, out.wall_time, out.generated_tokens
+
+
+def template_canvas(
+    tokenizer: PreTrainedTokenizerBase, task: Task, examples: Sequence[Example]
+) -> torch.Tensor | None:
+    """For a task with ``slots``: the (B, N) canvas of target ids with -1 at every slot."""
+    slots = getattr(task, "slots", None)
+    if slots is None:
+        return None
+    rows = []
+    for example in examples:
+        ids = tokenizer.encode(example.target, add_special_tokens=False)
+        for position in slots(example):
+            ids[position] = -1
+        rows.append(ids)
+    if len({len(r) for r in rows}) != 1:
+        raise ValueError(f"task {task.name!r}: every template in a batch must have one length")
+    return torch.tensor(rows, dtype=torch.long)
 
 
 def evaluate_task(
@@ -173,9 +194,9 @@ def evaluate_task(
     nfe, seconds, generated = 0, 0.0, 0
     for start in range(0, len(examples), per_batch):
         chunk = examples[start : start + per_batch]
-        prompts = [e.prompt for e in chunk for _ in range(samples)]
+        repeated = [e for e in chunk for _ in range(samples)]
         texts, n, secs, toks = _sample_answers(
-            model, tokenizer, task, prompts, max_new_tokens, multipass, max_passes, sampler
+            model, tokenizer, task, repeated, max_new_tokens, multipass, max_passes, sampler
         )
         nfe, seconds, generated = nfe + n, seconds + secs, generated + toks
         for i, example in enumerate(chunk):

@@ -325,20 +325,18 @@ class DiffusionLM(nn.Module):
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> DiffusionLM:
-        """Open a directory written by ``save_pretrained`` (or by ``dlm train``)."""
+        """Open a directory written by ``save_pretrained`` (or by ``dlm train``), or a published
+        Dream, LLaDA, DiffuGPT or DiffuLLaMA checkpoint (see ``dlm.checkpoints``)."""
         directory = Path(directory)
         if not directory.is_dir():
             raise NotADlmCheckpointError(
                 f"{directory} is not a directory; pass the folder a dlm checkpoint was saved to"
             )
         config_path = directory / DLM_CONFIG_NAME
-        if not config_path.is_file():
-            found = sorted(p.name for p in directory.iterdir())[:12]
-            raise NotADlmCheckpointError(
-                f"{directory} is not a dlm checkpoint: it has no {DLM_CONFIG_NAME} (found: "
-                f"{', '.join(found) or 'nothing'}). Point --model at a directory written by "
-                "`dlm train`, `dlm demo --out` or DiffusionLM.save_pretrained"
-            )
+        if not config_path.is_file():  # a published format (Dream, LLaDA, ...) or an error
+            from dlm.checkpoints import load_published  # checkpoints sits above models
+
+            return load_published(directory, dtype=dtype, device=device)
         try:
             config = DiffusionConfig.from_dict(json.loads(config_path.read_text()))
         except (json.JSONDecodeError, TypeError) as err:

@@ -10,6 +10,7 @@ from .multiplication import MultiplicationTask
 from .path import PathTask
 from .sat import SatTask
 from .sudoku import SudokuTask
+from .sums import SumsTask
 
 TASKS = {
     "addition": AdditionTask,
@@ -21,6 +22,7 @@ TASKS = {
     "path": PathTask,
     "sat": SatTask,
     "sudoku": SudokuTask,
+    "sums": SumsTask,
 }
 
 
@@ -43,6 +45,7 @@ __all__ = [
     "PathTask",
     "SatTask",
     "SudokuTask",
+    "SumsTask",
     "Task",
     "get_task",
 ]

@@ -38,7 +38,6 @@ SPLITS: dict[str, dict[str, dict[str, Any]]] = {
         "4x4-nocot": {"digits": 4, "cot": False},
         "5x5-nocot": {"digits": 5, "cot": False},
     },
-    "addition": {"256": {"digits": 254}, "1024": {"digits": 1022}},
 }
 
 

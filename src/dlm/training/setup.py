@@ -17,6 +17,7 @@ from dlm.data import (
     DataError,
     SequenceData,
     encode_pairs,
+    encode_slots,
     pack_documents,
     read_jsonl,
     read_text_documents,
@@ -79,6 +80,7 @@ def prepare_data(config: TrainConfig) -> Prepared:
             tokenizer, corpus_documents(data.corpus, "train"), data.seq_len or 256
         )
         return Prepared(tokenizer, tensors, [], corpus_documents(data.corpus, "eval"))
+    task = None
     if data.task is not None:
         task = get_task(data.task, **data.task_options)
         tokenizer = task.tokenizer()
@@ -105,6 +107,14 @@ def prepare_data(config: TrainConfig) -> Prepared:
         raise DataError(
             "the training set is empty; raise data.n_train or add examples to data.train_file"
         )
+    if task is not None and hasattr(task, "slots"):  # answers inside a pinned template
+        tensors = encode_slots(
+            tokenizer,
+            [e.prompt for e in train],
+            [e.target for e in train],
+            [task.slots(e) for e in train],
+        )
+        return Prepared(tokenizer, tensors, list(held_out))
     tensors = encode_pairs(
         tokenizer, [e.prompt for e in train], [e.target for e in train], data.seq_len
     )

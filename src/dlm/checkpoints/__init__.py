@@ -1,0 +1,33 @@
+"""Published diffusion-LM checkpoints loaded without remote code.
+
+``detect_format`` names what a directory holds: ``"dlm"`` (written by
+``DiffusionLM.save_pretrained``) or a published family, ``"dream"`` (Dream / Dream-Coder 7B),
+``"llada"`` (LLaDA 8B), ``"diffugpt"`` (DiffuGPT-S/M) or ``"diffullama"`` (DiffuLLaMA).
+``load_published`` maps a published checkpoint's config and weight names onto the native
+``transformers`` architecture it is (Qwen2, LLaMA, GPT-2) and returns a ``DiffusionLM``;
+``DiffusionLM.from_pretrained`` calls it for any directory without ``dlm_config.json``.
+``convert`` writes such a checkpoint back as a plain dlm checkpoint.
+
+One module per family holds its detection rule and mapping tables: ``dream``, ``llada``,
+``diffugpt``, ``diffullama``.
+"""
+
+from .base import Family, Probe, UnsupportedCheckpointError
+from .convert import ConvertResult, convert, load_tokenizer
+from .detect import DLM_FORMAT, FAMILIES, FORMATS, detect_format, probe
+from .load import load_published
+
+__all__ = [
+    "DLM_FORMAT",
+    "FAMILIES",
+    "FORMATS",
+    "ConvertResult",
+    "Family",
+    "Probe",
+    "UnsupportedCheckpointError",
+    "convert",
+    "detect_format",
+    "load_published",
+    "load_tokenizer",
+    "probe",
+]

@@ -1,0 +1,112 @@
+"""``convert``: rewrite a published checkpoint as a plain dlm checkpoint directory.
+
+The result is what ``DiffusionLM.save_pretrained`` writes (a native ``transformers`` model in
+safetensors plus ``dlm_config.json``) and, when the source has one, its tokenizer saved by
+``save_pretrained`` with the mask token set. Tokenizers that name remote-code classes (Dream's
+``DreamTokenizer``) are read with the built-in class they wrap. The directory is written under
+a temporary name and renamed at the end, so a failed conversion leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from dlm.models.diffusion_lm import DiffusionLM
+
+from .detect import detect_format
+from .load import load_published
+
+__all__ = ["ConvertResult", "convert", "load_tokenizer"]
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+#: The built-in tokenizer class each family's tokenizer is, when ``AutoTokenizer`` refuses it.
+_FALLBACK_TOKENIZERS = {
+    "dream": "Qwen2Tokenizer",
+    "llada": "PreTrainedTokenizerFast",
+    "diffugpt": "GPT2Tokenizer",
+    "diffullama": "LlamaTokenizer",
+}
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    """What ``convert`` read and wrote."""
+
+    source: Path
+    destination: Path
+    format: str
+    architecture: str
+    parameters: int
+    mask_token_id: int
+    shift: bool
+    attention: str
+    tokenizer: bool
+
+
+def load_tokenizer(
+    directory: str | os.PathLike, fmt: str, mask_token_id: int | None = None
+) -> PreTrainedTokenizerBase | None:
+    """The tokenizer saved in ``directory`` (None if there is none), without remote code."""
+    directory = Path(directory)
+    if not any((directory / name).is_file() for name in _TOKENIZER_FILES):
+        return None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        fallback = getattr(transformers, _FALLBACK_TOKENIZERS.get(fmt, "PreTrainedTokenizerFast"))
+        tokenizer = fallback.from_pretrained(directory)
+    if tokenizer.mask_token is None and mask_token_id is not None:
+        token = tokenizer.convert_ids_to_tokens(mask_token_id)
+        if token is not None:
+            tokenizer.mask_token = token
+    return tokenizer
+
+
+def _destination_ready(dst: Path) -> None:
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+        raise ValueError(f"{dst} already exists and is not empty; choose a new output directory")
+
+
+def _write(model: DiffusionLM, tokenizer: PreTrainedTokenizerBase | None, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.converting")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        model.save_pretrained(tmp, tokenizer)
+        if dst.exists():
+            dst.rmdir()
+        tmp.rename(dst)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def convert(
+    src: str | os.PathLike, dst: str | os.PathLike, *, dtype: torch.dtype | None = None
+) -> ConvertResult:
+    """Write the checkpoint in ``src`` (any format ``detect_format`` knows) to ``dst`` as dlm."""
+    src, dst = Path(src), Path(dst)
+    _destination_ready(dst)
+    fmt = detect_format(src)
+    model = load_published(src, dtype=dtype)
+    tokenizer = load_tokenizer(src, fmt, model.config.mask_token_id)
+    _write(model, tokenizer, dst)
+    return ConvertResult(
+        source=src,
+        destination=dst,
+        format=fmt,
+        architecture=type(model.backbone).__name__,
+        parameters=sum(p.numel() for p in model.backbone.parameters()),
+        mask_token_id=model.config.mask_token_id,
+        shift=model.config.shift,
+        attention=model.config.attention,
+        tokenizer=tokenizer is not None,
+    )

@@ -1,0 +1,122 @@
+"""``load_published``: open a published diffusion-LM checkpoint as a native ``DiffusionLM``.
+
+Every tensor is renamed by the family's table as it is read (cast to ``dtype`` on the way, so
+a bfloat16 download never exists twice in float32), the native ``transformers`` class is built
+from the mapped config with exactly those weights (a missing, unexpected or misshapen tensor
+is an error, never a random initialisation), and the diffusion fields come from the source
+config. No remote code runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+from transformers import PretrainedConfig, PreTrainedModel
+
+from dlm.models.diffusion_lm import DLM_CONFIG_NAME, DiffusionLM
+
+from .base import Family, Probe, UnsupportedCheckpointError
+from .detect import match_family, probe
+from .weights import iter_tensors
+
+__all__ = ["build_backbone", "load_family", "load_published", "native_state"]
+
+
+def _fail(found: Probe, family: Family, what: str, names: list[str]) -> None:
+    if names:
+        shown = ", ".join(sorted(names)[:8]) + (
+            f" (+{len(names) - 8} more)" if len(names) > 8 else ""
+        )
+        raise UnsupportedCheckpointError(
+            f"{found.directory} looks like a {family.name} checkpoint but has {what}: {shown}"
+        )
+
+
+def native_state(
+    family: Family, found: Probe, dtype: torch.dtype | None = None
+) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors under native names (a tied head stored alone fills the embedding)."""
+    state: dict[str, torch.Tensor] = {}
+    unmapped, duplicated = [], []
+    for name, tensor in iter_tensors(found.directory, dtype):
+        pairs = family.convert(found, name, tensor)
+        if pairs is None:
+            if not any(re.fullmatch(p, name) for p in family.ignore):
+                unmapped.append(name)
+            continue
+        for native, value in pairs:
+            if native in state:
+                duplicated.append(native)
+            state[native] = value
+    _fail(found, family, "weights no rule maps", unmapped)
+    _fail(found, family, "weights mapped twice", duplicated)
+    if family.tied_head and family.embed_key not in state and family.head_key in state:
+        state[family.embed_key] = state[family.head_key]
+    _fail(found, family, "no token embedding", [] if family.embed_key in state else ["(none)"])
+    return state
+
+
+def build_backbone(
+    model_class: type[PreTrainedModel],
+    config: PretrainedConfig,
+    state: dict[str, torch.Tensor],
+    dtype: torch.dtype | None,
+) -> tuple[PreTrainedModel, dict[str, list[str]]]:
+    """The native model holding exactly ``state``, and the problems transformers reported."""
+    model, info = model_class.from_pretrained(
+        None,
+        config=config,
+        state_dict=state,
+        dtype=dtype,
+        attn_implementation="sdpa",
+        output_loading_info=True,
+    )
+    problems = {
+        key: sorted(str(k) for k in info.get(key) or ())
+        for key in ("missing_keys", "unexpected_keys", "mismatched_keys")
+    }
+    return model, problems
+
+
+def load_family(
+    family: Family,
+    found: Probe,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> DiffusionLM:
+    """Load ``found`` as a checkpoint of ``family``."""
+    family.check(found)
+    state = native_state(family, found, dtype)
+    model_class, config = family.backbone(found, state)
+    backbone, problems = build_backbone(model_class, config, state, dtype)
+    for key, names in problems.items():
+        _fail(found, family, key.replace("_", " "), names)
+    vocab = backbone.get_input_embeddings().num_embeddings
+    model = DiffusionLM(backbone, family.diffusion(found, vocab))
+    model.generation_defaults = family.generation(found)
+    model.source_format = family.name
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
+def load_published(
+    directory: str | os.PathLike,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> DiffusionLM:
+    """Open a dlm checkpoint or a published one (Dream, LLaDA, DiffuGPT, DiffuLLaMA).
+
+    The result is an ordinary ``DiffusionLM`` on a native ``transformers`` backbone
+    (``Qwen2ForCausalLM``, ``LlamaForCausalLM`` or ``GPT2LMHeadModel``); for a published
+    checkpoint ``model.generation_defaults`` holds the family's sampler defaults as
+    ``dlm.sampling.generate`` keyword arguments and ``model.source_format`` its family name.
+    """
+    directory = Path(directory)
+    if (directory / DLM_CONFIG_NAME).is_file():
+        return DiffusionLM.from_pretrained(directory, dtype=dtype, device=device)
+    found = probe(directory)
+    return load_family(match_family(found), found, dtype, device)

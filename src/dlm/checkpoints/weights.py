@@ -1,0 +1,74 @@
+"""Reading a checkpoint's weights: names without loading (for detection), tensors one by one.
+
+Safetensors files are preferred (single file or sharded with ``model.safetensors.index.json``);
+``pytorch_model.bin`` files are read with ``torch.load(weights_only=True)`` when no
+safetensors exist (older DiffuGPT / DiffuLLaMA uploads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+from .base import read_json
+
+__all__ = ["iter_tensors", "weight_files", "weight_names"]
+
+
+def _indexed(directory: Path, index_name: str) -> list[Path]:
+    weight_map = read_json(directory / index_name).get("weight_map") or {}
+    return [directory / name for name in sorted(set(weight_map.values()))]
+
+
+def weight_files(directory: Path) -> list[Path]:
+    """The weight files of ``directory``: safetensors if any, else PyTorch pickles."""
+    for index_name, pattern in (
+        ("model.safetensors.index.json", "*.safetensors"),
+        ("pytorch_model.bin.index.json", "pytorch_model*.bin"),
+    ):
+        if (directory / index_name).is_file():
+            return _indexed(directory, index_name)
+        found = sorted(directory.glob(pattern))
+        if found:
+            return found
+    return []
+
+
+def weight_names(directory: Path) -> tuple[str, ...]:
+    """Every tensor name stored in ``directory``, read from headers and indexes only."""
+    names: list[str] = []
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        weight_map = read_json(directory / index_name).get("weight_map")
+        if weight_map:
+            return tuple(sorted(weight_map))
+    for path in weight_files(directory):
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as handle:
+                names.extend(handle.keys())
+        else:
+            names.extend(torch.load(path, map_location="cpu", weights_only=True, mmap=True))
+    return tuple(sorted(names))
+
+
+def iter_tensors(
+    directory: Path, dtype: torch.dtype | None = None
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(name, tensor)`` for every stored tensor, cast to ``dtype`` as it is read."""
+    for path in weight_files(directory):
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as handle:
+                for name in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
+                    yield name, _cast(handle.get_tensor(name), dtype)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            for name, tensor in state.items():
+                yield name, _cast(tensor, dtype)
+
+
+def _cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    if dtype is None or not tensor.is_floating_point():
+        return tensor
+    return tensor.to(dtype)

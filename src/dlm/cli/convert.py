@@ -1,0 +1,30 @@
+"""``dlm convert SRC DST``: rewrite a published checkpoint (Dream, LLaDA, ...) as a dlm one.
+
+    dlm convert ~/models/LLaDA-8B-Base checkpoints/llada-8b
+
+reads SRC without remote code (see ``dlm.checkpoints``) and writes DST as
+``DiffusionLM.save_pretrained`` does, with the tokenizer when SRC has one.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dlm.checkpoints import convert
+
+__all__ = ["run_convert"]
+
+
+def run_convert(src: str | os.PathLike, dst: str | os.PathLike) -> int:
+    """Convert ``src`` into the dlm checkpoint ``dst`` and say what was done; returns 0."""
+    result = convert(src, dst)
+    print(
+        f"read {result.source} as a {result.format} checkpoint: {result.architecture}, "
+        f"{result.parameters / 1e6:,.1f}M parameters, mask id {result.mask_token_id}, "
+        f"shift {'on' if result.shift else 'off'}, {result.attention} attention"
+    )
+    print(
+        f"wrote the dlm checkpoint {result.destination} "
+        + ("with the tokenizer" if result.tokenizer else "(the source has no tokenizer)")
+    )
+    return 0

@@ -1,0 +1,53 @@
+"""``dlm eval lm-eval``: EleutherAI's lm-evaluation-harness with the ``dlm`` model registered.
+
+    dlm eval lm-eval --model dlm --model_args pretrained=DIR,mc_num=128,batch_size=64 \\
+        --tasks hellaswag,arc_easy [--include_path my_tasks/] [any other lm-eval flag]
+
+lm-eval only knows the models in its own registry and has no plugin entry point, so the
+plain ``lm_eval --model dlm`` cannot find ours. ``run_lm_eval`` imports
+``dlm.evaluation.lm_eval_adapter`` (which registers ``dlm``) and then runs lm-eval's own
+command line on ``argv``, unchanged: every lm-eval flag and subcommand works.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+__all__ = ["run_lm_eval", "main"]
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1
+
+
+def run_lm_eval(argv: Sequence[str] | None = None) -> int:
+    """Run lm-eval's CLI on ``argv`` (default: ``sys.argv[1:]``) with ``dlm`` registered."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        from lm_eval.__main__ import cli_evaluate
+
+        import dlm.evaluation.lm_eval_adapter  # noqa: F401  (registers the "dlm" model)
+    except ImportError as err:
+        print(f"dlm eval lm-eval: error: {err}", file=sys.stderr)
+        return 2
+    saved = sys.argv
+    sys.argv = ["lm-eval", *args]  # lm-eval's CLI reads sys.argv itself
+    try:
+        cli_evaluate()
+    except SystemExit as done:
+        return _exit_code(done.code)
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def main() -> None:
+    """Console-script entry point (e.g. ``dlm-lm-eval = "dlm.cli.eval_lm:main"``)."""
+    sys.exit(run_lm_eval())
+
+
+if __name__ == "__main__":
+    main()
