@@ -20,6 +20,7 @@ TASKS = {
     "path": {"nodes_per_chain": 4},
     "sat": {"variables": 5},
     "sudoku": {"box_rows": 2, "box_cols": 2, "min_givens": 6, "max_givens": 9},
+    "sums": {"problems": 4, "digits": 2, "context": 1},
 }
 
 
