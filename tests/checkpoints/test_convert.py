@@ -109,5 +109,5 @@ def test_dlm_convert_command_line(tmp_path, layouts, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["convert", str(empty), str(tmp_path / "out")]) == 2
-    assert "supported" in capsys.readouterr().err
+    assert "is not a dlm checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
