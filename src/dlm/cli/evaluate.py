@@ -8,6 +8,8 @@
 
 Without ``--task`` the task comes from the ``train_config.yaml`` saved with the model, and the
 examples are that recipe's held-out split, regenerated from its seed (never seen in training).
+With ``--task`` and no ``--data``, examples are generated from ``--seed-data`` (default 1): held
+out only from a model whose training data came from another seed.
 Prints the accuracy, the accuracy per bucket and the sampler's cost, and writes the report as
 JSON with ``--json PATH``.
 """
