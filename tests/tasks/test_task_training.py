@@ -65,3 +65,14 @@ def test_a_tiny_model_learns_the_task(name: str, objective_name: str) -> None:
         optimizer.step()
     after = _fixed_loss(objective, model, batch)
     assert after < 0.9 * before, (before, after)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_task_bounds_its_answer_length(name: str) -> None:
+    from dlm.tasks import get_task
+
+    task = get_task(name, **TASKS[name])
+    tok = task.tokenizer()
+    examples = task.generate(20, seed=0)
+    longest = max(len(tok.encode(e.target, add_special_tokens=False)) for e in examples)
+    assert task.max_answer_tokens >= longest + (0 if hasattr(task, "slots") else 1)

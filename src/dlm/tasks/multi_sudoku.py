@@ -26,6 +26,11 @@ class MultiSudokuTask:
         self.count = count
         self.single = SudokuTask(**sudoku_options)
 
+    @property
+    def max_answer_tokens(self) -> int:
+        """Every puzzle's cells and [EOS]."""
+        return self.count * self.single.cells + 1
+
     def tokenizer(self) -> PreTrainedTokenizerFast:
         return self.single.tokenizer()
 

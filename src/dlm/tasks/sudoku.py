@@ -456,6 +456,11 @@ class SudokuTask:
 
     # ---- Task protocol ------------------------------------------------------------------
 
+    @property
+    def max_answer_tokens(self) -> int:
+        """The solution's cells and [EOS]."""
+        return self.cells + 1
+
     def tokenizer(self) -> PreTrainedTokenizerFast:
         """Character-level tokenizer over the digits 0-9 (ids 5..14)."""
         return build_char_tokenizer(ALPHABET)
