@@ -53,14 +53,19 @@ def test_matches_plain_reference_loop(policy, steps):
 
 @torch.no_grad()
 def reference_remask(model, prompt, n_new, steps):
+    """MGDM's easy-first loop with carry-over: committed tokens keep their commit confidence."""
     x = torch.cat([prompt, torch.full((n_new,), MASK_ID)]).unsqueeze(0)
     p0 = prompt.shape[0]
+    kept = torch.zeros(n_new)
     for i in range(steps):
         logits = model(x)[0, p0:].clone()
         logits[:, MASK_ID] = float("-inf")
         logp = torch.log_softmax(logits, -1)
-        conf, pred = logp.max(-1)
-        x[0, p0:] = pred
+        new_conf, pred = logp.max(-1)
+        masked = x[0, p0:] == MASK_ID
+        x[0, p0:] = torch.where(masked, pred, x[0, p0:])
+        kept = torch.where(masked, new_conf, kept)
+        conf = kept
         t = steps - 1 - i
         k = int(n_new * t / steps)
         if k > 0:

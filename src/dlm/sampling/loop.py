@@ -167,7 +167,15 @@ class SamplingRun:
                 i += 1
 
     def _remask(self) -> Iterator[StepEvent]:
-        """MGDM easy-first decoding: re-predict every free position, re-mask the least confident."""
+        """MGDM easy-first decoding: predict the masked positions, then re-mask the least
+        confident of all free positions, committed ones included.
+
+        A committed token keeps its token and the confidence it was committed with (carry-over,
+        as the absorbing process's posterior is exact at an unmasked position). The model's
+        output at an unmasked position is never read: the loss trains masked positions only,
+        so an unshifted model's output there is arbitrary (it filled 6x6 Sudoku canvases with
+        [EOS] when read). With a shifted model, MGDM's code does read it.
+        """
         cfg, s, canvas = self.model.config, self.s, self.canvas
         if s.block_length is not None or s.adaptive or s.cache != "none":
             raise ValueError(
@@ -179,19 +187,20 @@ class SamplingRun:
         num_free = free.sum(1)
         forward = make_step_forward(self.model, canvas, "none", s.compile)
         forward.start_block(plan_blocks(p0, free.shape[1], None, s.steps)[0])
+        kept_confidence = torch.zeros(free.shape, device=free.device)
         for i in range(s.steps):
             old = self.tokens[:, p0:]
+            was_masked = old == cfg.mask_token_id
             logits = forward(self.tokens)
             self.nfe += 1
-            proposal = self._propose(
-                logits, (old == cfg.mask_token_id).sum(1) / num_free.clamp(min=1)
-            )
-            region = torch.where(free, proposal.tokens, old)
+            proposal = self._propose(logits, was_masked.sum(1) / num_free.clamp(min=1))
+            region = torch.where(free & was_masked, proposal.tokens, old)
+            kept_confidence = torch.where(was_masked, proposal.confidence.float(), kept_confidence)
             t = s.steps - 1 - i
             if t > 0:
                 ratio = t / s.steps
                 k = torch.floor(num_free.double() * ratio).long()
-                score = torch.log(proposal.confidence.clamp_min(1e-30))
+                score = torch.log(kept_confidence.clamp_min(1e-30))
                 if s.remask_noise > 0:
                     score = score + s.remask_noise * ratio * gumbel_like(score, self.generator)
                 region = region.masked_fill(select_top_k(-score, free, k), cfg.mask_token_id)
