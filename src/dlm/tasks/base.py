@@ -9,6 +9,7 @@ target + [EOS] + padding is the noisable region.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -53,3 +54,36 @@ class Task(Protocol):
     def verify(self, example: Example, answer: str) -> bool:
         """True when `answer` solves `example.prompt` by the rules of the problem."""
         ...
+
+
+def distinct_splits(
+    stream: Iterator[tuple[Hashable, Example]],
+    n_train: int,
+    n_test: int,
+    what: str,
+    max_duplicates_in_a_row: int = 10_000,
+) -> tuple[list[Example], list[Example]]:
+    """(train, test) from a seeded stream of (key, example): test first, no key twice.
+
+    Test examples are taken first and later duplicates skipped, so no test example reappears
+    in train under the same key. Raises a ValueError naming ``what`` when the stream keeps
+    repeating itself (the family has fewer distinct instances than asked for).
+    """
+    seen: set[Hashable] = set()
+    test: list[Example] = []
+    train: list[Example] = []
+    repeats = 0
+    while len(test) < n_test or len(train) < n_train:
+        key, example = next(stream)
+        if key in seen:
+            repeats += 1
+            if repeats > max_duplicates_in_a_row:
+                raise ValueError(
+                    f"found only {len(train)} train / {len(test)} test {what} of the "
+                    f"{n_train} / {n_test} asked; ask for fewer or widen the task's options"
+                )
+            continue
+        repeats = 0
+        seen.add(key)
+        (test if len(test) < n_test else train).append(example)
+    return train, test

@@ -49,6 +49,8 @@ from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
 from dlm.tasks.base import Example
+from dlm.tasks.thoughts import ANSWER_MARK
+from dlm.tasks.thoughts import answer_after_mark as answer_of
 
 __all__ = [
     "ALPHABET",
@@ -66,7 +68,6 @@ __all__ = [
 VARIABLE_NAMES = "abcdefghij"
 BINARY_OPS = "&|^"
 ALPHABET = "01" + VARIABLE_NAMES + BINARY_OPS + "!()=,:# "
-ANSWER_MARK = "####"
 THOUGHT_SEP = ","
 MAX_DEPTH = 6
 _MAX_DUPLICATES_IN_A_ROW = 10_000
@@ -205,13 +206,6 @@ def _count_ops(node: Node) -> tuple[int, int, int]:
 
 # --------------------------------------------------------------------------------------------
 # Thoughts
-
-
-def answer_of(text: str) -> str | None:
-    """The text after the last "####", stripped; None when there is none or it is empty."""
-    _, sep, tail = text.rpartition(ANSWER_MARK)
-    answer = tail.strip()
-    return answer if sep and answer else None
 
 
 def thoughts(target: str) -> list[str]:

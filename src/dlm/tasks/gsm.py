@@ -49,6 +49,8 @@ from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
 from dlm.tasks.base import Example
+from dlm.tasks.thoughts import ANSWER_MARK
+from dlm.tasks.thoughts import answer_after_mark as answer_of
 
 __all__ = [
     "ALPHABET",
@@ -61,7 +63,6 @@ __all__ = [
 ]
 
 ALPHABET = "".join(chr(c) for c in range(32, 127)) + "’‘“”–—…€£½¼¾×÷°"
-ANSWER_MARK = "####"
 MIN_STEPS = 1
 MAX_STEPS = 6
 _THOUGHT = re.compile(r"<<.*?>>")
@@ -77,13 +78,6 @@ _MAX_ANSWER_CHARS = 6
 
 # --------------------------------------------------------------------------------------------
 # Thoughts and answers
-
-
-def answer_of(text: str) -> str | None:
-    """The text after the last "####", stripped; None when there is none or it is empty."""
-    _, sep, tail = text.rpartition(ANSWER_MARK)
-    answer = tail.strip()
-    return answer if sep and answer else None
 
 
 def thoughts(target: str) -> list[str]:

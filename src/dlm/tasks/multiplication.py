@@ -55,6 +55,8 @@ from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
 from dlm.tasks.base import Example
+from dlm.tasks.thoughts import ANSWER_MARK
+from dlm.tasks.thoughts import answer_after_mark as answer_of
 
 __all__ = [
     "ALPHABET",
@@ -71,7 +73,6 @@ __all__ = [
 ALPHABET = "0123456789*+()# "
 MIN_DIGITS = 2
 MAX_DIGITS = 9
-ANSWER_MARK = "####"
 THOUGHT_SEP = " + "
 
 
@@ -138,13 +139,6 @@ def format_target(a: int, b: int, digits: int, cot: bool = True) -> str:
     if not cot:
         return answer
     return join_thoughts([*rationale_thoughts(a, b, digits), answer])
-
-
-def answer_of(text: str) -> str | None:
-    """The text after the last "####", stripped; None when there is none or it is empty."""
-    head, sep, tail = text.rpartition(ANSWER_MARK)
-    answer = tail.strip()
-    return answer if sep and answer else None
 
 
 def thoughts(target: str) -> list[str]:

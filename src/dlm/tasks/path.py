@@ -44,7 +44,7 @@ from collections.abc import Iterator, Sequence
 from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
-from dlm.tasks.base import Example
+from dlm.tasks.base import Example, distinct_splits
 
 __all__ = [
     "PathTask",
@@ -279,24 +279,7 @@ class PathTask:
         test graph never reappears in train, not even with its edges in another order.
         """
         stream = self._stream(random.Random(seed))
-        seen: set[tuple[frozenset[Edge], int, int]] = set()
-        test: list[Example] = []
-        train: list[Example] = []
-        dup_run = 0
-        while len(test) < n_test or len(train) < n_train:
-            key, ex = next(stream)
-            if key in seen:
-                dup_run += 1
-                if dup_run > _MAX_DUPLICATES_IN_A_ROW:
-                    raise ValueError(
-                        f"{self!r} found only {len(train)} train / {len(test)} test graphs "
-                        f"of the {n_train} / {n_test} asked"
-                    )
-                continue
-            dup_run = 0
-            seen.add(key)
-            (test if len(test) < n_test else train).append(ex)
-        return train, test
+        return distinct_splits(stream, n_train, n_test, "graphs", _MAX_DUPLICATES_IN_A_ROW)
 
     def bucket(self, example: Example) -> str:
         """f"pd{pd}", pd = nodes_per_chain - 1 - sep (read from the prompt's graph)."""

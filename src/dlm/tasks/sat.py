@@ -50,7 +50,7 @@ import pycosat
 from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
-from dlm.tasks.base import Example
+from dlm.tasks.base import Example, distinct_splits
 
 __all__ = [
     "SatTask",
@@ -253,24 +253,7 @@ class SatTask:
         The test formulas come first from the seeded stream; later duplicates are skipped.
         """
         stream = self._stream(random.Random(seed))
-        seen: set[frozenset[frozenset[int]]] = set()
-        test: list[Example] = []
-        train: list[Example] = []
-        dup_run = 0
-        while len(test) < n_test or len(train) < n_train:
-            key, ex = next(stream)
-            if key in seen:
-                dup_run += 1
-                if dup_run > _MAX_DUPLICATES_IN_A_ROW:
-                    raise ValueError(
-                        f"{self!r} found only {len(train)} train / {len(test)} test formulas "
-                        f"of the {n_train} / {n_test} asked"
-                    )
-                continue
-            dup_run = 0
-            seen.add(key)
-            (test if len(test) < n_test else train).append(ex)
-        return train, test
+        return distinct_splits(stream, n_train, n_test, "formulas", _MAX_DUPLICATES_IN_A_ROW)
 
     def bucket(self, example: Example) -> str:
         """f"n{n}", n the number of variables (the highest variable letter of the prompt)."""

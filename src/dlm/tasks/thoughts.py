@@ -26,11 +26,28 @@ from typing import Protocol, runtime_checkable
 
 from .base import Example
 
-__all__ = ["ThoughtTask", "THOUGHT_SEP", "multipass_examples", "pass_prompt"]
+__all__ = [
+    "ANSWER_MARK",
+    "ThoughtTask",
+    "THOUGHT_SEP",
+    "answer_after_mark",
+    "multipass_examples",
+    "pass_prompt",
+]
+
+#: Written before the final answer in the Implicit-CoT format (``... #### 460``).
+ANSWER_MARK = "####"
 
 #: Written between the question and the thoughts so far, and between coupled thoughts; the
 #: character tokenizers read it as the one [SEP] token.
 THOUGHT_SEP = "[SEP]"
+
+
+def answer_after_mark(text: str) -> str | None:
+    """The text after the last "####", stripped; None when there is none or it is empty."""
+    _, sep, tail = text.rpartition(ANSWER_MARK)
+    answer = tail.strip()
+    return answer if sep and answer else None
 
 
 @runtime_checkable
