@@ -49,7 +49,7 @@ from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
 from dlm.tasks.base import Example
-from dlm.tasks.thoughts import ANSWER_MARK
+from dlm.tasks.thoughts import ANSWER_MARK, split_rationale
 from dlm.tasks.thoughts import answer_after_mark as answer_of
 
 __all__ = [
@@ -87,15 +87,8 @@ def thoughts(target: str) -> list[str]:
     at every single space between ">>" and "<<". `join_thoughts` inverts this exactly. Raises
     ValueError when `target` has no "####".
     """
-    i = target.find(ANSWER_MARK)
-    if i < 0:
-        raise ValueError(f"a target ends with '#### answer'; none in {target!r:.120}")
-    head, answer = target[:i], target[i:]
-    if not head:
-        return [answer]
-    if not head.endswith(" ") or head == " ":
-        raise ValueError(f"the rationale must be followed by ' ####': {target!r:.120}")
-    return [*_THOUGHT_SPLIT.split(head[:-1]), answer]
+    rationale, answer = split_rationale(target)
+    return [*_THOUGHT_SPLIT.split(rationale), answer] if rationale else [answer]
 
 
 def join_thoughts(parts: Sequence[str]) -> str:
@@ -538,20 +531,10 @@ class GsmTask:
             return str(example.meta["steps"])
         return str(len(_THOUGHT.findall(example.target.partition(ANSWER_MARK)[0])))
 
-    @staticmethod
-    def answer_of(text: str) -> str | None:
-        """The text after the last "####", stripped; None when absent or empty."""
-        return answer_of(text)
-
-    @staticmethod
-    def thoughts(target: str) -> list[str]:
-        """`target` split into thoughts, the answer part "#### ..." last."""
-        return thoughts(target)
-
-    @staticmethod
-    def join_thoughts(parts: Sequence[str]) -> str:
-        """Inverse of `thoughts`."""
-        return join_thoughts(parts)
+    # The answer after "####" and the thoughts, as the module functions read and write them.
+    answer_of = staticmethod(answer_of)
+    thoughts = staticmethod(thoughts)
+    join_thoughts = staticmethod(join_thoughts)
 
     def make_example(self, rng: random.Random) -> Example:
         """One generated problem drawn from `rng`."""

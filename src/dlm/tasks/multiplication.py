@@ -55,7 +55,7 @@ from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
 from dlm.tasks.base import Example
-from dlm.tasks.thoughts import ANSWER_MARK
+from dlm.tasks.thoughts import ANSWER_MARK, join_with_separator, split_thoughts
 from dlm.tasks.thoughts import answer_after_mark as answer_of
 
 __all__ = [
@@ -142,33 +142,13 @@ def format_target(a: int, b: int, digits: int, cot: bool = True) -> str:
 
 
 def thoughts(target: str) -> list[str]:
-    """`target` split into its thoughts; the last is the answer part "#### ...".
-
-    The rationale (before the first "####", which must follow a space) is split on " + ".
-    `join_thoughts` inverts this exactly. Raises ValueError when `target` has no "####".
-    """
-    i = target.find(ANSWER_MARK)
-    if i < 0:
-        raise ValueError(f"a target ends with '#### answer'; none in {target!r:.120}")
-    head, answer = target[:i], target[i:]
-    if not head:
-        return [answer]
-    if not head.endswith(" ") or head == " ":
-        raise ValueError(f"the rationale must be followed by ' ####': {target!r:.120}")
-    return [*head[:-1].split(THOUGHT_SEP), answer]
+    """`target` split into its thoughts (on THOUGHT_SEP), the answer part "#### ..." last."""
+    return split_thoughts(target, THOUGHT_SEP)
 
 
 def join_thoughts(parts: Sequence[str]) -> str:
-    """Inverse of `thoughts`: rationale thoughts joined by " + ", and " " before the answer
-    part (a part starting with "####").
-
-    The separator depends on the part, not on its position, so joining the first k thoughts
-    gives the start of the target (what a multi-pass prompt shows); no parts give "".
-    """
-    text = parts[0] if parts else ""
-    for part in parts[1:]:
-        text += (" " if part.startswith(ANSWER_MARK) else THOUGHT_SEP) + part
-    return text
+    """Inverse of `thoughts`; joining the first k thoughts gives the start of the target."""
+    return join_with_separator(parts, THOUGHT_SEP)
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,20 +277,10 @@ class MultiplicationTask:
         digits = parse_prompt(example.prompt)[2]
         return f"{digits}x{digits}"
 
-    @staticmethod
-    def answer_of(text: str) -> str | None:
-        """The text after the last "####", stripped; None when absent or empty."""
-        return answer_of(text)
-
-    @staticmethod
-    def thoughts(target: str) -> list[str]:
-        """`target` split into thoughts, the answer part "#### ..." last."""
-        return thoughts(target)
-
-    @staticmethod
-    def join_thoughts(parts: Sequence[str]) -> str:
-        """Inverse of `thoughts`."""
-        return join_thoughts(parts)
+    # The answer after "####" and the thoughts, as the module functions read and write them.
+    answer_of = staticmethod(answer_of)
+    thoughts = staticmethod(thoughts)
+    join_thoughts = staticmethod(join_thoughts)
 
     def _draw(self, rng: random.Random) -> tuple[int, int]:
         lo = self._lo

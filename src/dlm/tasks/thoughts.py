@@ -31,6 +31,9 @@ __all__ = [
     "ThoughtTask",
     "THOUGHT_SEP",
     "answer_after_mark",
+    "join_with_separator",
+    "split_rationale",
+    "split_thoughts",
     "multipass_examples",
     "pass_prompt",
 ]
@@ -48,6 +51,41 @@ def answer_after_mark(text: str) -> str | None:
     _, sep, tail = text.rpartition(ANSWER_MARK)
     answer = tail.strip()
     return answer if sep and answer else None
+
+
+def split_rationale(target: str) -> tuple[str, str]:
+    """``"r1 ... rk #### v"`` -> (``"r1 ... rk"``, ``"#### v"``); the rationale may be empty.
+
+    The rationale must be followed by one space before the first "####". Raises ValueError
+    when ``target`` has no "####" (these helpers are for gold targets).
+    """
+    i = target.find(ANSWER_MARK)
+    if i < 0:
+        raise ValueError(f"a target ends with '#### answer'; none in {target!r:.120}")
+    head, answer = target[:i], target[i:]
+    if not head:
+        return "", answer
+    if not head.endswith(" ") or head == " ":
+        raise ValueError(f"the rationale must be followed by ' ####': {target!r:.120}")
+    return head[:-1], answer
+
+
+def split_thoughts(target: str, separator: str) -> list[str]:
+    """The rationale's thoughts (split on ``separator``), then the answer part "#### v"."""
+    rationale, answer = split_rationale(target)
+    return [*rationale.split(separator), answer] if rationale else [answer]
+
+
+def join_with_separator(parts: Sequence[str], separator: str) -> str:
+    """Inverse of ``split_thoughts``: ``separator`` between thoughts, " " before "#### v".
+
+    The separator depends on the part, not on its position, so joining the first k thoughts
+    gives the start of the target (what a multi-pass prompt shows); no parts give "".
+    """
+    text = parts[0] if parts else ""
+    for part in parts[1:]:
+        text += (" " if part.startswith(ANSWER_MARK) else separator) + part
+    return text
 
 
 @runtime_checkable
