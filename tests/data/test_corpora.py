@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from dlm.config import ConfigError
 from dlm.data import DataError, corpus_documents, corpus_tokenizer
@@ -28,6 +29,18 @@ def test_pretrain_on_the_corpus_packs_held_out_files_apart(tmp_path):
     prepared = prepare_data(cfg)
     assert prepared.train.seq_len == 128 and prepared.train.noisable.all()
     assert len(prepared.eval_documents) == len(python_stdlib_files("eval"))
+    ar = prepare_data(
+        load_train_config(
+            None,
+            [
+                "objective=ar",
+                "model.attention=causal",
+                "data.corpus=python-stdlib",
+                "data.seq_len=128",
+            ],
+        )
+    )  # the AR twin of the adaptation benchmark trains on the same packed tokens
+    assert torch.equal(ar.train.input_ids, prepared.train.input_ids) and ar.train.loss_mask.all()
     with pytest.raises(ConfigError, match="set only one of"):
         prepare_data(load_train_config(None, ["data.corpus=python-stdlib", "data.task=sudoku"]))
     with pytest.raises(ConfigError, match="objective=pretrain"):

@@ -71,9 +71,10 @@ def prepare_data(config: TrainConfig) -> Prepared:
             f"set only one of data.task, data.corpus and data.train_file (got {', '.join(sources)})"
         )
     if data.corpus is not None:
-        if config.objective != "pretrain":
+        if config.objective == "sft":
             raise ConfigError(
-                f"data.corpus is raw text for objective=pretrain; got objective={config.objective}"
+                "data.corpus is raw text with no prompt/answer pairs: use objective=pretrain "
+                "(diffusion) or objective=ar (next token), not sft"
             )
         tokenizer = corpus_tokenizer(data.corpus)
         tensors = pack_documents(
