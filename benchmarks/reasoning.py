@@ -4,6 +4,8 @@
     python benchmarks/reasoning.py cd3 cd4 sat5 sat7 sudoku-easy mult4
     python benchmarks/reasoning.py ablation        # MGDM switches on 6x6 Sudoku
     python benchmarks/reasoning.py path --reuse    # evaluate models already trained
+    OMP_NUM_THREADS=1 python benchmarks/reasoning.py cd3 --only diffusion &   # a pair side by side,
+    OMP_NUM_THREADS=1 python benchmarks/reasoning.py cd3 --only AR            # one core each
 
 Each suite trains its recipes (under runs/bench/SUITE/NAME, or reuses them with --reuse),
 evaluates every model on the recipe's held-out split with the task's verifier, and prints one
@@ -132,9 +134,11 @@ def _evaluate(run: Run, config, model: DiffusionLM, prepared) -> list[dict[str, 
     return rows
 
 
-def run_suite(name: str, reuse: bool) -> list[dict[str, Any]]:
+def run_suite(name: str, reuse: bool, only: str | None = None) -> list[dict[str, Any]]:
     rows = []
     for run in SUITES[name]:
+        if only is not None and only not in run.name:
+            continue
         out = Path("runs/bench") / name / run.name.replace(" ", "_").replace("/", "-")
         config = load_train_config(
             run.recipe, [*run.overrides, f"output_dir={out}", "progress=false"]
@@ -174,16 +178,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("suites", nargs="+", choices=sorted(SUITES))
     parser.add_argument("--reuse", action="store_true", help="evaluate models already trained")
+    parser.add_argument(
+        "--only",
+        help="run only the entries whose name contains this (e.g. 'AR' or 'diffusion'), so that "
+        "two processes of OMP_NUM_THREADS=1 can train a pair side by side",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     for suite in args.suites:
-        rows = run_suite(suite, args.reuse)
+        rows = run_suite(suite, args.reuse, args.only)
         print(
             f"\n### Reasoning suite: {suite} — {datetime.date.today()} — commit {commit}\n\n"
-            f"Command: `python benchmarks/reasoning.py {suite}`; {platform.machine()}, "
+            f"Command: `python benchmarks/reasoning.py {suite}"
+            f"{' --only ' + repr(args.only) if args.only else ''}`; {platform.machine()}, "
             f"{torch.get_num_threads()} torch threads, torch {torch.__version__}\n"
         )
         _table(rows)
