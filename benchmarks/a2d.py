@@ -282,7 +282,7 @@ def _infill_table(args, tokenizer, ar: Path, a2d: Path, scratch: dict[int, Path]
     )
     print("|---|---|---|---|---|---|---|")
     ar_row = infill(DiffusionLM.from_pretrained(ar / "model").eval(), tokenizer, blanks, 32, {})
-    _infill_row("AR, code before only", "0", "left to right (greedy)", ar_row)
+    _infill_row("AR, code before only", "–", "left to right (greedy)", ar_row)
     for label, path, step in (
         ("A2D (from the AR model)", a2d / "model", steps),
         ("scratch, same diffusion steps", scratch.get(steps), steps),
