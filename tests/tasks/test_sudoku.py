@@ -107,6 +107,13 @@ def test_harder_puzzles_need_more_than_singles() -> None:
     assert any(not task.solvable_by_naked_singles(e.prompt) for e in examples)
 
 
+def test_bucket_counts_the_givens() -> None:
+    task = SudokuTask(3, 3)
+    assert task.bucket(Example(CLASSIC, CLASSIC_SOLUTION)) == "givens30"
+    examples = SudokuTask(2, 3, min_givens=18, max_givens=20).generate(30, seed=1)
+    assert {SudokuTask(2, 3).bucket(e) for e in examples} <= {"givens18", "givens19", "givens20"}
+
+
 def test_default_givens() -> None:
     assert (
         SudokuTask(3, 3, singles_only=True).min_givens,

@@ -489,6 +489,10 @@ class SudokuTask:
         """True when `answer` is a valid full grid that keeps every given of the prompt."""
         return is_valid_solution(answer, example.prompt, self.box_rows, self.box_cols)
 
+    def bucket(self, example: Example) -> str:
+        """f"givens{k}", k the number of given cells of the puzzle."""
+        return f"givens{sum(ch != '0' for ch in example.prompt)}"
+
     # ---- extras -------------------------------------------------------------------------
 
     def generate_splits(
