@@ -134,14 +134,16 @@ def _evaluate(run: Run, config, model: DiffusionLM, prepared) -> list[dict[str, 
     return rows
 
 
-def run_suite(name: str, reuse: bool, only: str | None = None) -> list[dict[str, Any]]:
+def run_suite(
+    name: str, reuse: bool, only: str | None = None, extra: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     rows = []
     for run in SUITES[name]:
         if only is not None and only not in run.name:
             continue
         out = Path("runs/bench") / name / run.name.replace(" ", "_").replace("/", "-")
         config = load_train_config(
-            run.recipe, [*run.overrides, f"output_dir={out}", "progress=false"]
+            run.recipe, [*run.overrides, *extra, f"output_dir={out}", "progress=false"]
         )
         train_s = None
         if reuse and (out / "model").is_dir():
@@ -154,7 +156,7 @@ def run_suite(name: str, reuse: bool, only: str | None = None) -> list[dict[str,
             model = DiffusionLM.from_pretrained(result.model_dir)
         model.eval()
         for row in _evaluate(run, config, model, prepared):
-            row.update(train_s=train_s, recipe=run.recipe, overrides=run.overrides)
+            row.update(train_s=train_s, recipe=run.recipe, overrides=[*run.overrides, *extra])
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows
@@ -183,17 +185,25 @@ def main() -> None:
         help="run only the entries whose name contains this (e.g. 'AR' or 'diffusion'), so that "
         "two processes of OMP_NUM_THREADS=1 can train a pair side by side",
     )
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe overrides for every run of the suite, e.g. optim.max_steps=1000",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     for suite in args.suites:
-        rows = run_suite(suite, args.reuse, args.only)
+        rows = run_suite(suite, args.reuse, args.only, tuple(args.set))
         print(
             f"\n### Reasoning suite: {suite} — {datetime.date.today()} — commit {commit}\n\n"
             f"Command: `python benchmarks/reasoning.py {suite}"
-            f"{' --only ' + repr(args.only) if args.only else ''}`; {platform.machine()}, "
+            f"{' --only ' + repr(args.only) if args.only else ''}"
+            f"{' --set ' + ' '.join(args.set) if args.set else ''}`; {platform.machine()}, "
             f"{torch.get_num_threads()} torch threads, torch {torch.__version__}\n"
         )
         _table(rows)
