@@ -6,6 +6,7 @@
     python benchmarks/reasoning.py path --reuse    # evaluate models already trained
     OMP_NUM_THREADS=1 python benchmarks/reasoning.py cd3 --only diffusion &   # a pair side by side,
     OMP_NUM_THREADS=1 python benchmarks/reasoning.py cd3 --only AR            # one core each
+    python benchmarks/reasoning.py sat5 --set optim.max_steps=1000             # recipe overrides
 
 Each suite trains its recipes (under runs/bench/SUITE/NAME, or reuses them with --reuse),
 evaluates every model on the recipe's held-out split with the task's verifier, and prints one
