@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer
 
-from dlm.data import corpus_documents
+from dlm.data import corpus_documents, corpus_windows
 from dlm.evaluation.likelihood import elbo
 from dlm.models import DiffusionLM
 from dlm.training import load_train_config, train
@@ -48,19 +48,6 @@ from dlm.training import load_train_config, train
 ROOT = Path("runs/bench/a2d")
 Pair = tuple[list[int], list[int]]
 Blank = tuple[str, str, str]  # before, statement, after
-
-
-def held_out_windows(tokenizer, n: int, context: int, scored: int, seed: int) -> list[Pair]:
-    """Seeded (context, scored) character windows of held-out files."""
-    rng = random.Random(seed)
-    docs = [d for d in corpus_documents("python-stdlib", "eval") if len(d) > context + scored]
-    out = []
-    while len(out) < n:
-        doc = rng.choice(docs)
-        at = rng.randrange(0, len(doc) - context - scored)
-        ids = tokenizer.encode(doc[at : at + context + scored], add_special_tokens=False)
-        out.append((ids[:context], ids[context:]))
-    return out
 
 
 def _statements(source: str) -> list[tuple[int, int]]:
@@ -234,7 +221,9 @@ def main() -> None:
 
 def _curve_table(args, tokenizer, ar: Path, curves: dict[str, dict[int, Path]]) -> None:
     steps = args.steps
-    windows = held_out_windows(tokenizer, args.windows, args.context, args.scored, seed=12345)
+    windows = corpus_windows(
+        tokenizer, "python-stdlib", args.windows, args.context, args.scored, seed=12345
+    )
     ar_model = DiffusionLM.from_pretrained(ar / "model").eval()
     ar_nll, _ = nll_per_char(ar_model, windows, 1)
     print(

@@ -19,23 +19,9 @@ import time
 import torch
 from transformers import AutoTokenizer
 
-from dlm.data import corpus_documents
+from dlm.data import corpus_windows
 from dlm.evaluation.likelihood import elbo
 from dlm.models import DiffusionLM
-
-
-def windows(tokenizer, n: int, prefix: int, continuation: int, seed: int):
-    import random
-
-    rng = random.Random(seed)
-    docs = [d for d in corpus_documents("python-stdlib", "eval") if len(d) > prefix + continuation]
-    out = []
-    while len(out) < n:
-        doc = rng.choice(docs)
-        at = rng.randrange(0, len(doc) - prefix - continuation)
-        ids = tokenizer.encode(doc[at : at + prefix + continuation], add_special_tokens=False)
-        out.append((ids[:prefix], ids[prefix:]))
-    return out
 
 
 def main() -> None:
@@ -49,7 +35,9 @@ def main() -> None:
     args = parser.parse_args()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = DiffusionLM.from_pretrained(args.model).eval()
-    pairs = windows(tokenizer, args.windows, args.prefix, args.continuation, seed=12345)
+    pairs = corpus_windows(
+        tokenizer, "python-stdlib", args.windows, args.prefix, args.continuation, seed=12345
+    )
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()

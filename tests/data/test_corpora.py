@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dlm.config import ConfigError
-from dlm.data import DataError, corpus_documents, corpus_tokenizer
+from dlm.data import DataError, corpus_documents, corpus_tokenizer, corpus_windows
 from dlm.data.corpora import python_stdlib_files
 from dlm.training import load_train_config, prepare_data
 
@@ -47,3 +47,17 @@ def test_pretrain_on_the_corpus_packs_held_out_files_apart(tmp_path):
         prepare_data(load_train_config(None, ["data.corpus=python-stdlib"]))
     with pytest.raises(DataError, match="unknown corpus"):
         corpus_documents("wikipedia")
+
+
+def test_corpus_windows_are_seeded_held_out_substrings():
+    tokenizer = corpus_tokenizer("python-stdlib")
+    windows = corpus_windows(tokenizer, "python-stdlib", 4, context=32, scored=16, seed=3)
+    assert windows == corpus_windows(tokenizer, "python-stdlib", 4, context=32, scored=16, seed=3)
+    assert windows != corpus_windows(tokenizer, "python-stdlib", 4, context=32, scored=16, seed=4)
+    held_out = corpus_documents("python-stdlib", "eval")
+    for context, scored in windows:
+        assert (len(context), len(scored)) == (32, 16)
+        text = tokenizer.decode(context + scored)
+        assert any(text in doc for doc in held_out)
+    with pytest.raises(DataError, match="lower the context"):
+        corpus_windows(tokenizer, "python-stdlib", 1, context=10**9, scored=1, seed=0)

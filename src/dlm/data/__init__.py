@@ -3,7 +3,7 @@ character tokenizers and offline corpora."""
 
 from .batches import BatchOrder
 from .char_tokenizer import build_char_tokenizer
-from .corpora import CORPORA, corpus_documents, corpus_tokenizer
+from .corpora import CORPORA, corpus_documents, corpus_tokenizer, corpus_windows
 from .files import DataError, read_jsonl, read_text_documents, write_jsonl
 from .sequences import SequenceData, encode_pairs, encode_prompts, encode_slots, pack_documents
 
@@ -13,6 +13,7 @@ __all__ = [
     "build_char_tokenizer",
     "corpus_documents",
     "corpus_tokenizer",
+    "corpus_windows",
     "DataError",
     "SequenceData",
     "encode_pairs",

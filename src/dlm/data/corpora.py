@@ -9,6 +9,7 @@ on the Python version; record it with any result.
 from __future__ import annotations
 
 import hashlib
+import random
 import string
 import sysconfig
 from pathlib import Path
@@ -23,6 +24,7 @@ __all__ = [
     "CODE_ALPHABET",
     "corpus_documents",
     "corpus_tokenizer",
+    "corpus_windows",
     "python_stdlib_files",
 ]
 
@@ -77,3 +79,28 @@ def corpus_tokenizer(name: str) -> PreTrainedTokenizerFast:
     if name not in CORPORA:
         raise DataError(f"unknown corpus {name!r}; available: {', '.join(CORPORA)}")
     return build_char_tokenizer(CODE_ALPHABET)
+
+
+def corpus_windows(
+    tokenizer, name: str, n: int, context: int, scored: int, seed: int, split: str = "eval"
+) -> list[tuple[list[int], list[int]]]:
+    """``n`` seeded (context, scored) token windows cut from the documents of one split.
+
+    Each window is ``context + scored`` characters at a random offset of a random document
+    long enough to hold it; the tokenizer is the corpus's character-level one, so the ids split
+    at ``context``. These are the (prefix, continuation) pairs of a held-out likelihood.
+    """
+    rng = random.Random(seed)
+    docs = [d for d in corpus_documents(name, split) if len(d) > context + scored]
+    if not docs:
+        raise DataError(
+            f"no {split} document of corpus {name!r} is longer than {context + scored} "
+            "characters; lower the context or the scored length"
+        )
+    out = []
+    while len(out) < n:
+        doc = rng.choice(docs)
+        at = rng.randrange(0, len(doc) - context - scored)
+        ids = tokenizer.encode(doc[at : at + context + scored], add_special_tokens=False)
+        out.append((ids[:context], ids[context:]))
+    return out
