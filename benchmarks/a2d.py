@@ -32,12 +32,12 @@ import datetime
 import difflib
 import platform
 import random
-import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
+from provenance import git_commit
 from transformers import AutoTokenizer
 
 from dlm.data import corpus_documents, corpus_windows
@@ -197,9 +197,7 @@ def main() -> None:
             args.reuse,
         ),
     }
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    commit = git_commit()
     print(
         f"### AR-to-diffusion adaptation — {datetime.date.today()} — commit {commit}\n\n"
         f"Command: `python benchmarks/a2d.py --steps {steps} --eval-every {every}`; "

@@ -12,10 +12,10 @@ import argparse
 import datetime
 import platform
 import statistics
-import subprocess
 import time
 
 import torch
+from provenance import git_commit
 
 from dlm.demo import run_demo
 
@@ -38,9 +38,7 @@ def main() -> None:
     parser.add_argument("--compare-ar", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = parser.parse_args()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    commit = git_commit()
     rows = []
     for seed in args.seeds:
         start = time.perf_counter()

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import time
 
 import torch
+from provenance import git_commit
 from transformers import AutoTokenizer
 
 from dlm.data import corpus_windows
@@ -38,9 +38,7 @@ def main() -> None:
     pairs = corpus_windows(
         tokenizer, "python-stdlib", args.windows, args.prefix, args.continuation, seed=12345
     )
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    commit = git_commit()
     print(
         f"model {args.model}, {args.windows} held-out windows ({args.prefix} context + "
         f"{args.continuation} scored characters), {args.seeds} seeds, torch "

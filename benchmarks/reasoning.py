@@ -22,13 +22,13 @@ import argparse
 import datetime
 import json
 import platform
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from provenance import git_commit
 
 from dlm.evaluation import evaluate_task
 from dlm.models import DiffusionLM
@@ -195,9 +195,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.manual_seed(0)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    commit = git_commit()
     for suite in args.suites:
         rows = run_suite(suite, args.reuse, args.only, tuple(args.set))
         print(

@@ -29,11 +29,11 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
 from pathlib import Path
 
 import torch
 import yaml
+from provenance import git_commit
 from transformers import AutoTokenizer
 
 from dlm.data import corpus_documents
@@ -203,9 +203,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
 
     base = next((r for r in rows if r["config"] == "vanilla"), rows[0])
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    commit = git_commit()
     device = (
         torch.cuda.get_device_name()
         if args.device.startswith("cuda")
