@@ -76,6 +76,34 @@ def test_every_shipped_recipe_loads():
         load_train_config(str(path))
 
 
+def test_paper_scale_recipes_keep_mgdm_tiny_gpt2_whatever_their_base_uses():
+    # a paper recipe inherits its CPU recipe, which may switch to rotary positions
+    for path in sorted(RECIPES.glob("*/paper.yaml")):
+        model = load_train_config(str(path)).model
+        shape = (model.num_layers, model.hidden_size, model.num_heads)
+        if shape == (3, 384, 12):  # MGDM "tiny"
+            assert (model.arch, model.shift) == ("gpt2", True), path
+
+
+def test_ar_twins_differ_from_their_diffusion_recipe_only_in_objective_and_attention():
+    from dlm.config import to_dict
+
+    twins = [
+        p for p in RECIPES.rglob("*.yaml") if p.name == "ar.yaml" or p.name.endswith("-ar.yaml")
+    ]
+    assert len(twins) >= 8
+    for ar_path in sorted(twins):
+        base = ar_path.read_text().split("\nbase:", 1)  # else the demo's pair
+        name = base[1].split()[0] if len(base) == 2 else "diffusion.yaml"
+        diffusion_path = ar_path.parent / name
+        ar, diffusion = (to_dict(load_train_config(str(p))) for p in (ar_path, diffusion_path))
+        assert ar["objective"] == "ar" and ar["model"]["attention"] == "causal", ar_path
+        for key in ("data", "optim"):
+            assert ar[key] == diffusion[key], (ar_path, key)
+        for key in ("arch", "hidden_size", "num_layers", "num_heads"):
+            assert ar["model"][key] == diffusion["model"][key], (ar_path, key)
+
+
 def test_sudoku_recipe_is_the_demo_run():
     from dlm.config import to_dict
     from dlm.demo import demo_config
