@@ -52,6 +52,8 @@ def main() -> None:
         overrides.append(f"output_dir={args.output_dir}")
     config = load_train_config(args.recipe, overrides)
     config.log_every = args.every
+    if config.data.task is None:
+        parser.error(f"{args.recipe} trains on no task (data.task is unset); pick a task recipe")
     prepared = prepare_data(config)
     task = get_task(config.data.task, **config.data.task_options)
     trainer = Trainer(
