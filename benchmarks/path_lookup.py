@@ -57,6 +57,8 @@ def node_spans(target: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
 def probe(directory: Path, n_eval: int) -> dict[str, tuple[int, int]]:
     """(correct, total) per condition over every inner node of ``n_eval`` held-out answers."""
     config = load_train_config(str(directory / "train_config.yaml"), [f"data.n_eval={n_eval}"])
+    if config.data.task != "path":
+        raise SystemExit(f"{directory} was trained on {config.data.task!r}, not the path task")
     prepared = prepare_data(config)
     model = DiffusionLM.from_pretrained(directory / "model").eval()
     tokenizer, examples = prepared.tokenizer, prepared.eval_examples
