@@ -11,11 +11,14 @@ answer this script masks, with everything else in the answer clean:
 - ``copy``: the node's second copy only (its twin is visible);
 - ``lookup``: both copies (the neighbours on either side stay visible);
 - ``prefix lookup``: both copies and everything after them (only the path so far is
-  visible), the condition an AR model is always in.
+  visible), the condition an AR model is always in;
+- ``suffix lookup``: both copies and everything before them (only the rest of the path, up to
+  the goal, is visible): the node must be found as the predecessor of the next one, the
+  backward step that lets a diffusion model plan from the goal past the branch point.
 
 It prints the accuracy of the argmax at the masked copy (all of the node's characters right)
 for each. For an AR model the prefix-lookup figure is its teacher-forced accuracy at the node's
-first copy; the other two do not apply. Models are ``dlm`` checkpoints of ``recipes/path/*``
+first copy; the other conditions do not apply. Models are ``dlm`` checkpoints of ``recipes/path/*``
 (their directory holds ``train_config.yaml`` and ``model/``).
 """
 
@@ -35,7 +38,7 @@ from dlm.tasks.path import parse_edges
 from dlm.training import load_train_config
 from dlm.training.setup import prepare_data
 
-CONDITIONS = ("copy", "lookup", "prefix lookup")
+CONDITIONS = ("copy", "lookup", "prefix lookup", "suffix lookup")
 
 
 def node_spans(target: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
@@ -79,6 +82,8 @@ def probe(directory: Path, n_eval: int) -> dict[str, tuple[int, int]]:
                         ids[heads[i] + twin[0] : heads[i] + twin[1]] = mask_id
                     if condition == "prefix lookup":
                         ids[heads[i] + twin[0] :] = mask_id
+                    if condition == "suffix lookup":
+                        ids[heads[i] : heads[i] + copy[1]] = mask_id
                     checked = at
                 else:
                     checked = slice(heads[i] + twin[0], heads[i] + twin[1])
