@@ -3,6 +3,7 @@
     python benchmarks/reasoning.py path            # recipes/path/{diffusion,ar}.yaml
     python benchmarks/reasoning.py cd3 cd4 sat5 sat7 sudoku-easy mult4
     python benchmarks/reasoning.py ablation        # MGDM switches on 6x6 Sudoku
+    python benchmarks/reasoning.py path-adapted    # AR, then that model adapted to diffusion
     python benchmarks/reasoning.py path --reuse    # evaluate models already trained
     OMP_NUM_THREADS=1 python benchmarks/reasoning.py cd3 --only diffusion &   # a pair side by side,
     OMP_NUM_THREADS=1 python benchmarks/reasoning.py cd3 --only AR            # one core each
@@ -63,6 +64,15 @@ REMASK_20 = {"policy": "remask", "steps": 20}
 
 SUITES: dict[str, list[Run]] = {
     "path": _pair("path", "recipes/path/diffusion.yaml", "recipes/path/ar.yaml"),
+    # in this order: the adapted run starts from the AR run's checkpoint
+    "path-adapted": [
+        Run("path AR", "recipes/path/ar.yaml"),
+        Run(
+            "path adapted diffusion",
+            "recipes/path/adapted.yaml",
+            ["model.init=runs/bench/path-adapted/path_AR/model"],
+        ),
+    ],
     "cd3": _pair("CD3", "recipes/countdown/cd3.yaml", "recipes/countdown/cd3-ar.yaml"),
     "cd4": _pair("CD4", "recipes/countdown/cd4.yaml", "recipes/countdown/cd4-ar.yaml"),
     "sat5": _pair("SAT n=5", "recipes/sat/n5.yaml", "recipes/sat/n5-ar.yaml"),

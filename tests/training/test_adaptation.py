@@ -3,6 +3,9 @@ annealed diffusion run (model.init), keeping its weights, mask token and vocabul
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import torch
 
 from dlm.models import DiffusionLM
@@ -57,3 +60,25 @@ def test_adapt_a_causal_model_with_annealed_attention(tmp_path) -> None:
     assert len(seen) == 2 and 0.0 <= seen[0] < seen[1] <= 1.0  # causal -> bidirectional
     adapted = DiffusionLM.from_pretrained(result.model_dir)
     assert adapted.config.attention == "annealed" and not adapted.is_autoregressive
+
+
+def test_a_missing_local_init_directory_is_a_clear_error(tmp_path) -> None:
+    from dlm.config import ConfigError
+    from dlm.training.setup import prepare_data
+
+    missing = tmp_path / "runs" / "never-trained" / "model"
+    config = load_train_config(None, [*TINY, f"model.init={missing}"])
+    with pytest.raises(ConfigError, match="is not a directory. Train the run that writes it"):
+        build_model(config, prepare_data(config).tokenizer)
+
+
+def test_the_path_adaptation_recipe_starts_from_the_path_ar_recipe() -> None:
+    from dlm.config import to_dict
+
+    recipes = Path(__file__).resolve().parents[2] / "recipes" / "path"
+    adapted = load_train_config(str(recipes / "adapted.yaml"))
+    ar = load_train_config(str(recipes / "ar.yaml"))
+    assert adapted.model.init == f"{ar.output_dir}/model"
+    assert adapted.objective == "sft" and adapted.model.attention == "annealed"
+    assert adapted.model.shift  # the AR model's next-token outputs stay aligned
+    assert to_dict(adapted)["data"] == to_dict(ar)["data"]

@@ -9,6 +9,7 @@ HF causal LM given by ``model.init``, wrapped as a ``DiffusionLM``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
@@ -122,10 +123,29 @@ def prepare_data(config: TrainConfig) -> Prepared:
     return Prepared(tokenizer, tensors, list(held_out))
 
 
+def _check_init(init: str) -> None:
+    """Refuse a ``model.init`` that names a missing local directory, before HF reads it as a hub id."""
+    path = Path(init).expanduser()
+    if path.is_dir():
+        return
+    local = (
+        init.startswith((".", "/", "~"))
+        or init.count("/") > 1
+        or (path.parent != Path(".") and path.parent.is_dir())
+    )
+    if local:
+        raise ConfigError(
+            f"model.init={init!r} is not a directory. Train the run that writes it first (its "
+            "recipe's output_dir + /model, e.g. `dlm train recipes/path/ar.yaml` before "
+            "recipes/path/adapted.yaml), or point model.init at a Hugging Face model directory"
+        )
+
+
 def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> DiffusionLM:
     """A ``DiffusionLM`` from ``model.init`` or a fresh backbone of the configured size."""
     m = config.model
     if m.init is not None:
+        _check_init(m.init)
         backbone = AutoModelForCausalLM.from_pretrained(m.init, attn_implementation="sdpa")
     else:
         backbone = build_backbone(
