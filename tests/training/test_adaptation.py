@@ -67,9 +67,14 @@ def test_a_missing_local_init_directory_is_a_clear_error(tmp_path) -> None:
     from dlm.training.setup import prepare_data
 
     missing = tmp_path / "runs" / "never-trained" / "model"
-    config = load_train_config(None, [*TINY, f"model.init={missing}"])
+    config = load_train_config(
+        None, [*TINY, f"model.init={missing}", f"output_dir={tmp_path / 'out'}"]
+    )
     with pytest.raises(ConfigError, match="is not a directory. Train the run that writes it"):
         build_model(config, prepare_data(config).tokenizer)
+    with pytest.raises(ConfigError, match="is not a directory"):
+        train(config)  # refused before any data is generated or anything is written
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_path_adaptation_recipe_starts_from_the_path_ar_recipe() -> None:
