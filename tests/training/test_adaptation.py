@@ -73,7 +73,7 @@ def test_a_missing_local_init_directory_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(ConfigError, match="is not a directory. Train the run that writes it"):
         build_model(config, prepare_data(config).tokenizer)
     with pytest.raises(ConfigError, match="is not a directory"):
-        train(config)  # refused before any data is generated or anything is written
+        train(config)  # refused before the trainer writes anything
     assert not (tmp_path / "out").exists()
 
 

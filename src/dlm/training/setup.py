@@ -177,8 +177,6 @@ def train(config: TrainConfig, callbacks=(), accelerator=None):
     """Prepare data and model for ``config`` and run the Trainer; returns (result, prepared)."""
     from .trainer import Trainer
 
-    if config.model.init is not None:
-        _check_init(config.model.init)  # before the data is generated
     prepared = prepare_data(config)
     model = build_model(config, prepared.tokenizer)
     trainer = Trainer(
