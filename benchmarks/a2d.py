@@ -43,6 +43,7 @@ from transformers import AutoTokenizer
 from dlm.data import corpus_documents, corpus_windows
 from dlm.evaluation.likelihood import elbo
 from dlm.models import DiffusionLM
+from dlm.sampling import generate
 from dlm.training import load_train_config, train
 
 ROOT = Path("runs/bench/a2d")
@@ -117,8 +118,8 @@ def infill(
             before = torch.tensor(enc[0::3])
             gold = torch.tensor(enc[1::3])
             fixed = torch.tensor([[-1] * length + after for after in enc[2::3]])
-            out = model.generate(
-                before, max_new_tokens=fixed.shape[1], fixed=fixed, steps=length, **sampler
+            out = generate(
+                model, before, max_new_tokens=fixed.shape[1], fixed=fixed, steps=length, **sampler
             )
             got = out.generated[:, :length].cpu()
             correct += int((got == gold).sum())

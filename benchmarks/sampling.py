@@ -40,6 +40,7 @@ from dlm.data import corpus_documents
 from dlm.evaluation import batch_prompts, decode_answers
 from dlm.evaluation.task_eval import template_canvas
 from dlm.models import DiffusionLM
+from dlm.sampling import generate
 from dlm.tasks import get_task
 
 CONFIGS = {
@@ -81,7 +82,7 @@ def run_infill(model, tokenizer, windows, batch_size, sampler):
         ids = torch.tensor([w[0] for w in chunk])
         middle = len(chunk[0][1])
         fixed = torch.tensor([[-1] * middle + w[2] for w in chunk])
-        out = model.generate(ids, max_new_tokens=fixed.shape[1], fixed=fixed, **sampler)
+        out = generate(model, ids, max_new_tokens=fixed.shape[1], fixed=fixed, **sampler)
         got = out.generated[:, :middle].cpu()
         gold = torch.tensor([w[1] for w in chunk])
         correct += int((got == gold).sum())
@@ -170,7 +171,7 @@ def main() -> None:
             chunk = examples[start : start + args.batch_size]
             ids, mask = batch_prompts(tokenizer, [e.prompt for e in chunk])
             fixed = template_canvas(tokenizer, task, chunk)  # None unless answers sit in a template
-            out = model.generate(ids, mask, max_new_tokens=max_new, fixed=fixed, **sampler)
+            out = generate(model, ids, mask, max_new_tokens=max_new, fixed=fixed, **sampler)
             answers += decode_answers(tokenizer, out.generated)
             nfe += out.nfe
             seconds += out.wall_time

@@ -28,6 +28,7 @@ from rich.text import Text
 from dlm.config import from_dict
 from dlm.evaluation import TaskReport, batch_prompts, evaluate_task
 from dlm.models import DiffusionLM
+from dlm.sampling import generate
 from dlm.tasks import SudokuTask, get_task
 from dlm.training import Prepared, TrainConfig, Trainer, TrainResult, build_model, prepare_data
 
@@ -294,8 +295,8 @@ def _show_solving(model: DiffusionLM, prepared, task: SudokuTask, console: Conso
     example = prepared.eval_examples[0]
     size = task.box_rows * task.box_cols
     input_ids, mask = batch_prompts(prepared.tokenizer, [example.prompt])
-    out = model.generate(
-        input_ids, mask, max_new_tokens=size * size + 1, output_history=True, **DEMO_SAMPLER
+    out = generate(
+        model, input_ids, mask, max_new_tokens=size * size + 1, output_history=True, **DEMO_SAMPLER
     )
     vocab = prepared.tokenizer.get_vocab()
     digit_of = {i: ch for ch, i in vocab.items() if len(ch) == 1}

@@ -1,4 +1,4 @@
-"""Format detection, the unknown-directory error, strict weight mapping, and the from_pretrained hook."""
+"""Format detection, the unknown-directory error, strict weight mapping, and from_pretrained's pointer to load_model."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dlm.checkpoints import (
     FORMATS,
     UnsupportedCheckpointError,
     detect_format,
+    load_model,
     load_published,
     probe,
 )
@@ -28,6 +29,13 @@ def test_a_saved_dlm_checkpoint_is_dlm_and_loads_unchanged(tmp_path):
         torch.testing.assert_close(loaded(ids), model(ids))
 
 
+def test_from_pretrained_opens_dlm_directories_only_and_points_at_load_model(tmp_path, layouts):
+    layouts.write_json(tmp_path / "config.json", layouts.dream_config_json())
+    assert detect_format(tmp_path) == "dream"
+    with pytest.raises(NotADlmCheckpointError, match=r"dlm.load_model\(path\).*dlm convert"):
+        DiffusionLM.from_pretrained(tmp_path)
+
+
 def test_every_format_has_a_name():
     assert FORMATS == ("dlm", "dream", "llada", "diffugpt", "diffullama")
 
@@ -35,9 +43,9 @@ def test_every_format_has_a_name():
 def test_unknown_directory_error_keeps_the_dlm_message(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(NotADlmCheckpointError, match=r"no dlm_config.json \(found: notes.txt\)"):
-        DiffusionLM.from_pretrained(tmp_path)
+        load_model(tmp_path)
     with pytest.raises(NotADlmCheckpointError, match="not a directory"):
-        DiffusionLM.from_pretrained(tmp_path / "missing")
+        load_model(tmp_path / "missing")
 
 
 def test_unknown_directory_error_lists_what_was_found_and_what_is_supported(tmp_path, layouts):
@@ -61,7 +69,7 @@ def test_unknown_directory_error_lists_what_was_found_and_what_is_supported(tmp_
     for name in ("Dream", "LLaDA", "DiffuGPT", "DiffuLLaMA", "dlm_config.json"):
         assert name in message
     with pytest.raises(NotADlmCheckpointError, match="matches no published format"):
-        DiffusionLM.from_pretrained(tmp_path)
+        load_model(tmp_path)
 
 
 def test_detection_reads_fields_without_loading_weights(tmp_path, layouts):

@@ -7,7 +7,7 @@ import dataclasses
 import torch
 from transformers import Qwen2ForCausalLM
 
-from dlm.checkpoints import detect_format, load_published, probe
+from dlm.checkpoints import detect_format, load_model, load_published, probe
 from dlm.checkpoints.dream import DREAM
 from dlm.models import DiffusionLM
 from dlm.models.diffusion_lm import shift_logits
@@ -56,7 +56,7 @@ def test_every_config_field_is_mapped(dream_checkpoint):
 
 def test_logits_equal_qwen2_with_the_original_weights(dream_checkpoint, bidirectional_logits):
     directory, reference = dream_checkpoint
-    model = DiffusionLM.from_pretrained(directory)  # no dlm_config.json: the published loader
+    model = load_model(directory)  # no dlm_config.json: the published loader
     ids = torch.randint(0, 151680, (2, 9), generator=torch.Generator().manual_seed(0))
     expected = shift_logits(bidirectional_logits(reference, ids))
     with torch.no_grad():

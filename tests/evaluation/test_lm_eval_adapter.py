@@ -18,6 +18,7 @@ from dlm.cli.eval_lm import run_lm_eval  # noqa: E402
 from dlm.data.char_tokenizer import EOS_ID, build_char_tokenizer  # noqa: E402
 from dlm.evaluation.likelihood import elbo, text_windows  # noqa: E402
 from dlm.evaluation.lm_eval_adapter import DlmLM  # noqa: E402
+from dlm.sampling import generate  # noqa: E402
 from helpers import tiny_model  # noqa: E402
 
 # 35 characters: with the five special tokens the tokenizer has the tiny model's 40 ids
@@ -75,7 +76,7 @@ def test_loglikelihood_is_the_mc_elbo(lm):
 
 def test_is_greedy_means_greedy_decoding_reproduces_the_continuation(lm):
     prefix = lm.tokenizer.encode("what is it?")
-    out = lm.model.generate(torch.tensor([prefix]), max_new_tokens=3, steps=3, seed=lm.seed)
+    out = generate(lm.model, torch.tensor([prefix]), max_new_tokens=3, steps=3, seed=lm.seed)
     produced = out.generated[0].tolist()
     changed = [produced[0], produced[1], 5 if produced[2] != 5 else 6]
     flags = lm._greedy_flags([(prefix, produced), (prefix, changed), (prefix, [])])

@@ -45,6 +45,19 @@ class CountingTask:
         return "+".join(body) + "".join(tail)
 
 
+@pytest.fixture(autouse=True)
+def _scripted_sampler(monkeypatch):
+    """Route ``dlm.sampling.generate`` to the stand-in models' own ``generate``."""
+    import dlm.evaluation.multipass
+    import dlm.evaluation.task_eval
+
+    def generate(model, input_ids, attention_mask=None, **options):
+        return model.generate(input_ids, attention_mask, **options)
+
+    for module in (dlm.evaluation.multipass, dlm.evaluation.task_eval):
+        monkeypatch.setattr(module, "generate", generate)
+
+
 class ScriptedModel:
     """Stands in for a DiffusionLM: answers each prompt from a script, counting calls."""
 

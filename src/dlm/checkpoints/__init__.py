@@ -5,7 +5,8 @@
 ``"llada"`` (LLaDA 8B), ``"diffugpt"`` (DiffuGPT-S/M) or ``"diffullama"`` (DiffuLLaMA).
 ``load_published`` maps a published checkpoint's config and weight names onto the native
 ``transformers`` architecture it is (Qwen2, LLaMA, GPT-2) and returns a ``DiffusionLM``;
-``DiffusionLM.from_pretrained`` calls it for any directory without ``dlm_config.json``.
+``load_model`` (also ``dlm.load_model``) opens either kind of directory; ``DiffusionLM.from_pretrained``
+opens dlm directories only.
 ``convert`` writes such a checkpoint back as a plain dlm checkpoint.
 
 One module per family holds its detection rule and mapping tables: ``dream``, ``llada``,
@@ -15,7 +16,7 @@ One module per family holds its detection rule and mapping tables: ``dream``, ``
 from .base import Family, Probe, UnsupportedCheckpointError
 from .convert import ConvertResult, convert, load_tokenizer
 from .detect import DLM_FORMAT, FAMILIES, FORMATS, detect_format, probe
-from .load import load_published
+from .load import load_model, load_published
 
 __all__ = [
     "DLM_FORMAT",
@@ -27,6 +28,7 @@ __all__ = [
     "UnsupportedCheckpointError",
     "convert",
     "detect_format",
+    "load_model",
     "load_published",
     "load_tokenizer",
     "probe",

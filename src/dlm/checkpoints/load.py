@@ -22,7 +22,7 @@ from .base import Family, Probe, UnsupportedCheckpointError
 from .detect import match_family, probe
 from .weights import iter_tensors
 
-__all__ = ["build_backbone", "load_family", "load_published", "native_state"]
+__all__ = ["build_backbone", "load_family", "load_model", "load_published", "native_state"]
 
 
 def _fail(found: Probe, family: Family, what: str, names: list[str]) -> None:
@@ -120,3 +120,20 @@ def load_published(
         return DiffusionLM.from_pretrained(directory, dtype=dtype, device=device)
     found = probe(directory)
     return load_family(match_family(found), found, dtype, device)
+
+
+def load_model(
+    directory: str | os.PathLike,
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> DiffusionLM:
+    """Open any model directory ``dlm`` reads: a dlm checkpoint or a published one.
+
+    The one loader for a path a user gives (``dlm.load_model``): a directory with
+    ``dlm_config.json`` opens through ``DiffusionLM.from_pretrained``; a Dream, LLaDA,
+    DiffuGPT or DiffuLLaMA checkpoint is mapped onto its native architecture as
+    ``load_published`` describes. Anything else raises ``NotADlmCheckpointError`` (a
+    ``DlmUserError``) saying what the directory lacks.
+    """
+    return load_published(directory, dtype=dtype, device=device)

@@ -18,9 +18,9 @@ def load_model_and_tokenizer(path: str) -> tuple[DiffusionLM, PreTrainedTokenize
     The tokenizer is read without remote code; a published checkpoint's mask token is set
     from the model when its tokenizer does not name one.
     """
-    from dlm.checkpoints import detect_format, load_tokenizer
+    from dlm.checkpoints import detect_format, load_model, load_tokenizer
 
-    model = DiffusionLM.from_pretrained(path)
+    model = load_model(path)
     fmt = getattr(model, "source_format", None) or detect_format(path)
     tokenizer = load_tokenizer(path, fmt, model.config.mask_token_id)
     if tokenizer is None:
@@ -29,7 +29,7 @@ def load_model_and_tokenizer(path: str) -> tuple[DiffusionLM, PreTrainedTokenize
 
 
 def sampler_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The sampler keyword arguments of ``DiffusionLM.generate`` from the shared flags."""
+    """The sampler keyword arguments of ``dlm.sampling.generate`` from the shared flags."""
     return dict(
         steps=args.steps,
         policy=args.policy,

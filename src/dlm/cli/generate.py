@@ -9,6 +9,7 @@ import sys
 from dlm.data import DataError, read_jsonl, write_jsonl
 from dlm.evaluation import batch_prompts, decode_answers
 from dlm.models import DiffusionLM
+from dlm.sampling import generate, stream
 
 from .common import load_model_and_tokenizer, sampler_options
 
@@ -56,7 +57,7 @@ def run_generate(args: argparse.Namespace) -> int:
     for start in range(0, len(records), args.batch_size):
         chunk = records[start : start + args.batch_size]
         input_ids, mask = batch_prompts(tokenizer, [str(r["prompt"]) for r in chunk])
-        out = model.generate(input_ids, mask, **sampler)
+        out = generate(model, input_ids, mask, **sampler)
         for record, text in zip(chunk, decode_answers(tokenizer, out.generated), strict=True):
             results.append({**record, "output": text})
         print(
@@ -91,11 +92,11 @@ def render_region(
 
 
 def _stream(model: DiffusionLM, tokenizer, records: list[dict], sampler: dict) -> int:
-    """Print every row's canvas after every step (the terminal view of ``DiffusionLM.stream``)."""
+    """Print every row's canvas after every step (the terminal view of ``dlm.sampling.stream``)."""
     cfg = model.config
     input_ids, mask = batch_prompts(tokenizer, [str(r["prompt"]) for r in records])
     last = None
-    for event in model.stream(input_ids, mask, **sampler):
+    for event in stream(model, input_ids, mask, **sampler):
         for row in range(event.region.shape[0]):
             text = render_region(
                 tokenizer, event.region[row].tolist(), cfg.mask_token_id, cfg.pad_token_id

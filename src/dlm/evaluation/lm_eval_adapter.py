@@ -20,7 +20,7 @@ first, or import it yourself before ``lm_eval.simple_evaluate(model="dlm", ...)`
 * ``loglikelihood_rolling``: the summed ELBO of the text's windows of ``max_length`` tokens
   (``text_windows``; ``rolling_context`` tokens of context per later window, 0 = each window
   after the start token alone).
-* ``generate_until``: ``DiffusionLM.generate`` on left-padded batches of ``batch_size``
+* ``generate_until``: ``dlm.sampling.generate`` on left-padded batches of ``batch_size``
   prompts; the output is cut at its first EOS and at the first stop string.
 
 ``model_args``: ``pretrained`` (checkpoint directory), ``mc_num``, ``batch_size`` (rows per
@@ -53,8 +53,9 @@ except ImportError as err:  # pragma: no cover - depends on the environment
         "the lm-eval adapter needs lm-eval 0.4.x: pip install 'lm-eval>=0.4,<0.5'"
     ) from err
 
+from dlm.checkpoints import load_model
 from dlm.models import DiffusionLM
-from dlm.sampling import SamplerSettings
+from dlm.sampling import SamplerSettings, generate
 
 from .likelihood import Pair, elbo, start_token_id, text_windows
 
@@ -62,7 +63,7 @@ __all__ = ["DlmLM", "SAMPLER_OPTIONS"]
 
 logger = logging.getLogger(__name__)
 
-#: The sampler options of ``DiffusionLM.generate`` accepted in ``model_args``.
+#: The sampler options of ``dlm.sampling.generate`` accepted in ``model_args``.
 SAMPLER_OPTIONS: tuple[str, ...] = tuple(SamplerSettings.__dataclass_fields__)
 
 _DTYPES = {
@@ -198,7 +199,7 @@ class DlmLM(LM):
             if dtype is not None:
                 model = model.to(dtype)
         else:
-            model = DiffusionLM.from_pretrained(pretrained, dtype=dtype, device=self._device)
+            model = load_model(pretrained, dtype=dtype, device=self._device)
             tokenizer = str(pretrained) if tokenizer is None else tokenizer
         if isinstance(tokenizer, (str, os.PathLike)):
             tokenizer = AutoTokenizer.from_pretrained(tokenizer)
@@ -304,8 +305,8 @@ class DlmLM(LM):
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start : start + self.batch_size]
                 ids, mask = _left_pad([pairs[i][0] for i in chunk], self.model.config.fill_token_id)
-                out = self.model.generate(
-                    ids, mask, max_new_tokens=length, steps=length, seed=self.seed, **options
+                out = generate(
+                    self.model, ids, mask, max_new_tokens=length, steps=length, seed=self.seed, **options
                 )
                 wanted = torch.tensor(
                     [list(pairs[i][1]) for i in chunk], device=out.sequences.device
@@ -386,7 +387,7 @@ class DlmLM(LM):
         max_new, stops, sampler = self._generation_options(dict(gen_kwargs))
         prompts = [self._fit(self._context_ids(c), max_new) for c in contexts]
         ids, mask = _left_pad(prompts, self.model.config.fill_token_id)
-        out = self.model.generate(ids, mask, max_new_tokens=max_new, seed=self.seed, **sampler)
+        out = generate(self.model, ids, mask, max_new_tokens=max_new, seed=self.seed, **sampler)
         eos = self.model.config.eos_token_id
         texts = []
         for row in out.generated.tolist():

@@ -16,6 +16,7 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from dlm.models import DiffusionLM
+from dlm.sampling import generate
 from dlm.tasks.thoughts import _require_thoughts, pass_prompt
 
 from .task_eval import batch_prompts, decode_answers
@@ -55,7 +56,7 @@ def multipass_generate(
             break
         prompts = [pass_prompt(thought_task, questions[i], done[i]) for i in running]
         input_ids, mask = batch_prompts(tokenizer, prompts)
-        out = model.generate(input_ids, mask, max_new_tokens=max_thought_tokens, **sampler)
+        out = generate(model, input_ids, mask, max_new_tokens=max_thought_tokens, **sampler)
         nfe += out.nfe
         seconds += out.wall_time
         generated += out.generated_tokens

@@ -18,6 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from dlm.data import encode_prompts
 from dlm.models import DiffusionLM
+from dlm.sampling import generate
 from dlm.tasks import Example, Task
 
 from .self_consistency import majority_vote
@@ -128,7 +129,7 @@ def _sample_answers(
     fixed = template_canvas(tokenizer, task, examples)
     if fixed is not None:  # answers inside a pinned template: infill the slots
         max_new_tokens = fixed.shape[1]
-    out = model.generate(input_ids, mask, max_new_tokens=max_new_tokens, fixed=fixed, **sampler)
+    out = generate(model, input_ids, mask, max_new_tokens=max_new_tokens, fixed=fixed, **sampler)
     return decode_answers(tokenizer, out.generated), out.nfe, out.wall_time, out.generated_tokens
 
 

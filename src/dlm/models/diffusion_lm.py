@@ -7,7 +7,9 @@ attention mode. ``forward`` returns logits already aligned with the tokens they 
 losses and samplers never deal with the shift themselves.
 
 A checkpoint is an ordinary Hugging Face model directory plus ``dlm_config.json``; it loads
-without ``trust_remote_code``.
+without ``trust_remote_code``. Sampling lives one layer up (``dlm.sampling.generate`` /
+``dlm.sampling.stream``), and published formats (Dream, LLaDA, ...) open through
+``dlm.load_model`` (``dlm.checkpoints``), which sits above this module.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+
+from dlm.errors import DlmUserError
 
 from .attention import ATTENTION_MODES, build_attention, set_causal
 from .backbones import max_positions
@@ -54,7 +58,7 @@ def shift_logits(logits: torch.Tensor, attention_mask: torch.Tensor | None = Non
     return torch.where(first_real.unsqueeze(-1), logits, shifted)
 
 
-class NotADlmCheckpointError(ValueError):
+class NotADlmCheckpointError(DlmUserError):
     """Raised when a directory given as a ``dlm`` checkpoint is not one."""
 
 
@@ -72,7 +76,7 @@ class DiffusionConfig:
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTION_MODES:
-            raise ValueError(
+            raise DlmUserError(
                 f"attention must be one of {', '.join(ATTENTION_MODES)}; got {self.attention!r}"
             )
 
@@ -98,7 +102,7 @@ class DiffusionLM(nn.Module):
         for name in ("mask_token_id", "pad_token_id", "eos_token_id"):
             value = getattr(config, name)
             if value is not None and not 0 <= value < vocab:
-                raise ValueError(
+                raise DlmUserError(
                     f"{name}={value} lies outside the backbone's vocabulary of {vocab} tokens; "
                     f"pick an id in [0, {vocab}) or add the token and resize the embeddings "
                     "(DiffusionLM.from_causal_lm(..., mask_token='[MASK]') does both)"
@@ -133,7 +137,7 @@ class DiffusionLM(nn.Module):
     def _check_length(self, length: int) -> None:
         limit = self.max_positions
         if limit is not None and length > limit:
-            raise ValueError(
+            raise DlmUserError(
                 f"sequence of {length} tokens exceeds the model's {limit} positions; "
                 "shorten the prompt or max_new_tokens, or use a model with more positions"
             )
@@ -245,21 +249,6 @@ class DiffusionLM(nn.Module):
         params = inspect.signature(self.backbone.forward).parameters
         return "cache" if "cache" in params else "past_key_values"
 
-    # ------------------------------------------------------------------ sampling
-    def generate(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
-    ):
-        """Sample continuations; see ``dlm.sampling.generate`` for every argument."""
-        from dlm.sampling import generate  # sampling sits above models; imported on use
-
-        return generate(self, input_ids, attention_mask, **kwargs)
-
-    def stream(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
-        """Yield one ``StepEvent`` per sampling step; see ``dlm.sampling.stream``."""
-        from dlm.sampling import stream
-
-        return stream(self, input_ids, attention_mask, **kwargs)
-
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_causal_lm(
@@ -281,7 +270,7 @@ class DiffusionLM(nn.Module):
             mask_id = mask_token
         else:
             if tokenizer is None:
-                raise ValueError(
+                raise DlmUserError(
                     "a mask token given as text needs the tokenizer; pass tokenizer=..."
                 )
             mask_id = tokenizer.convert_tokens_to_ids(mask_token)
@@ -325,18 +314,24 @@ class DiffusionLM(nn.Module):
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> DiffusionLM:
-        """Open a directory written by ``save_pretrained`` (or by ``dlm train``), or a published
-        Dream, LLaDA, DiffuGPT or DiffuLLaMA checkpoint (see ``dlm.checkpoints``)."""
+        """Open a directory written by ``save_pretrained`` (or by ``dlm train``).
+
+        A published Dream, LLaDA, DiffuGPT or DiffuLLaMA checkpoint is not a dlm directory:
+        open it with ``dlm.load_model(path)``, which reads both, or convert it once with
+        ``dlm convert``.
+        """
         directory = Path(directory)
         if not directory.is_dir():
             raise NotADlmCheckpointError(
                 f"{directory} is not a directory; pass the folder a dlm checkpoint was saved to"
             )
         config_path = directory / DLM_CONFIG_NAME
-        if not config_path.is_file():  # a published format (Dream, LLaDA, ...) or an error
-            from dlm.checkpoints import load_published  # checkpoints sits above models
-
-            return load_published(directory, dtype=dtype, device=device)
+        if not config_path.is_file():
+            raise NotADlmCheckpointError(
+                f"{directory} has no {DLM_CONFIG_NAME}, so it is not a dlm checkpoint; for a "
+                "published checkpoint (Dream, LLaDA, DiffuGPT, DiffuLLaMA) use "
+                "dlm.load_model(path), or write a dlm copy with `dlm convert`"
+            )
         try:
             config = DiffusionConfig.from_dict(json.loads(config_path.read_text()))
         except (json.JSONDecodeError, TypeError) as err:
