@@ -87,3 +87,23 @@ def test_objective_rebuilds_rows_and_reports_the_share() -> None:
     out.loss.backward()
     assert model.training
     assert build_objective(load_train_config(None, [])).scheduled is None
+
+
+def test_objective_restores_train_mode_when_its_own_decoding_raises(monkeypatch) -> None:
+    import dlm.training.objectives as objectives
+
+    def broken(model, *args, **kwargs):
+        assert not model.training  # the rows are decoded in eval mode
+        raise RuntimeError("decoding failed")
+
+    monkeypatch.setattr(objectives, "own_prediction_inputs", broken)
+    config = load_train_config(
+        None, ["diffusion.scheduled_min_prob=0.0", "diffusion.scheduled_ramp_steps=1"]
+    )
+    model = tiny_model("gpt2", shift=False).train()
+    ids = torch.randint(5, 30, (4, 12), generator=torch.Generator().manual_seed(0))
+    noisable = torch.zeros_like(ids, dtype=torch.bool)
+    noisable[:, 4:] = True
+    with pytest.raises(RuntimeError, match="decoding failed"):
+        build_objective(config)(model, SequenceData(ids, noisable, noisable.clone()), step=5)
+    assert model.training and all(m.training for m in model.modules())

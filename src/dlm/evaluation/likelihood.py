@@ -47,6 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from dlm.models import eval_mode
+
 __all__ = [
     "ElboEstimate",
     "elbo",
@@ -229,15 +231,11 @@ def elbo_samples(
         raise ValueError(f"mc_num must be at least 1; got {mc_num}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         if getattr(model, "is_autoregressive", False):
             exact = _exact_ar(model, pairs, batch_size)
             return [torch.tensor([v], dtype=torch.float64) for v in exact]
         return _mc_samples(model, pairs, mc_num, batch_size, seed, stratified, progress)
-    finally:
-        model.train(was_training)
 
 
 def _mc_samples(

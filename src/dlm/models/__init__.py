@@ -3,6 +3,7 @@
 from .attention import ATTENTION_MODES, anneal_ratio, build_attention
 from .backbones import ARCHITECTURES, backbone_config, build_backbone
 from .diffusion_lm import DLM_CONFIG_NAME, DiffusionConfig, DiffusionLM, NotADlmCheckpointError
+from .modes import eval_mode
 
 __all__ = [
     "ARCHITECTURES",
@@ -15,4 +16,5 @@ __all__ = [
     "backbone_config",
     "build_attention",
     "build_backbone",
+    "eval_mode",
 ]

@@ -19,7 +19,7 @@ from dlm.diffusion import (
     masked_diffusion_loss,
     sample_times,
 )
-from dlm.models import DiffusionLM, anneal_ratio
+from dlm.models import DiffusionLM, anneal_ratio, eval_mode
 
 from .config import TrainConfig
 from .scheduled_sampling import ScheduledSampling, own_prediction_inputs
@@ -77,18 +77,16 @@ class DiffusionObjective:
             return noisy, masked, rows
         cfg = _config(model)
         mask = None if batch.attention_mask is None else batch.attention_mask[rows]
-        was_training = model.training
-        model.eval()
-        own, own_masked = own_prediction_inputs(
-            model,
-            batch.input_ids[rows],
-            batch.noisable[rows],
-            mask,
-            p[rows],
-            cfg.mask_token_id,
-            sched.sampler_steps,
-        )
-        model.train(was_training)
+        with eval_mode(model):
+            own, own_masked = own_prediction_inputs(
+                model,
+                batch.input_ids[rows],
+                batch.noisable[rows],
+                mask,
+                p[rows],
+                cfg.mask_token_id,
+                sched.sampler_steps,
+            )
         noisy, masked = noisy.clone(), masked.clone()
         noisy[rows], masked[rows] = own, own_masked
         return noisy, masked, rows
