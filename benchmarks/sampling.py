@@ -158,7 +158,7 @@ def main() -> None:
             max(len(tokenizer.encode(e.target, add_special_tokens=False)) for e in examples) + 1
         )
         to_fill = max_new
-        if hasattr(task, "slots"):  # infill the slots of a pinned template
+        if task.slots is not None:  # infill the slots of a pinned template
             max_new = len(tokenizer.encode(examples[0].target, add_special_tokens=False))
             to_fill = len(task.slots(examples[0]))
         described = f"task {task_name} {task_options}"

@@ -8,16 +8,18 @@ import pytest
 import torch
 
 from dlm.data.char_tokenizer import EOS_ID, build_char_tokenizer
+from dlm.errors import DlmUserError
 from dlm.evaluation import bucket_accuracy, evaluate_task
 from dlm.evaluation.multipass import multipass_generate
 from dlm.evaluation.self_consistency import majority_vote
 from dlm.sampling import GenerationOutput
 from dlm.tasks import Example
+from dlm.tasks.thoughts import ThoughtTask
 
 ALPHABET = "0123456789+#"
 
 
-class CountingTask:
+class CountingTask(ThoughtTask):
     """Answers are 'digit+digit+...#sum'; thoughts split on '+', the answer after '#'."""
 
     name = "counting"
@@ -43,6 +45,16 @@ class CountingTask:
         body = [p for p in parts if not p.startswith("#")]
         tail = [p for p in parts if p.startswith("#")]
         return "+".join(body) + "".join(tail)
+
+    def terms_right(self, example: Example, answer: str) -> float:
+        """A second metric: the share of the gold rationale's terms the answer writes."""
+        gold = example.target.split("#")[0].split("+")
+        got = answer.split("#")[0].split("+")
+        return sum(a == b for a, b in zip(gold, got)) / len(gold)
+
+    @property
+    def metrics(self):
+        return {**super().metrics, "terms": self.terms_right}
 
 
 @pytest.fixture(autouse=True)
@@ -124,6 +136,62 @@ def test_self_consistency_votes_per_example() -> None:
     assert report.answers == ["1+2#3", "4+5#8"]
     assert report.buckets == {"len2": {"accuracy": 0.5, "correct": 1, "n": 2}}
     assert report.nfe == 5 and report.to_json()["vote"] is True
+    assert report.metrics == {"verify": 0.5}  # the default metric is the accuracy itself
+    assert report.bucket_metrics == {"len2": {"verify": 0.5}}
+
+
+def test_named_metrics_are_scored_overall_and_per_bucket() -> None:
+    task = CountingTask()
+    tok = task.tokenizer()
+    examples = [Example("12", "1+2#3"), Example("45", "4+5#9"), Example("678", "6+7+8#21")]
+    script = {
+        "12[SEP]": ["1+2#3", "1+1#2"],  # verify 1, 0; terms 1, 1/2
+        "45[SEP]": ["4+5#8", "0+0#9"],  # verify 0, 1; terms 1, 0
+        "678[SEP]": ["6+7+8#21", "6+0+0#2"],  # verify 1, 0; terms 1, 1/3
+    }
+    model = ScriptedModel(tok, {k: list(v) for k, v in script.items()})
+    report = evaluate_task(
+        model,
+        tok,
+        task,
+        examples,
+        max_new_tokens=10,
+        samples=2,
+        temperature=0.7,
+        metrics=["terms", "verify", "terms"],
+    )
+    # Without a vote every sample is scored: per example the mean of its two samples.
+    assert list(report.metrics) == ["terms", "verify"]
+    assert report.metrics["verify"] == pytest.approx(report.accuracy) == pytest.approx(0.5)
+    assert report.metrics["terms"] == pytest.approx((0.75 + 0.5 + 2 / 3) / 3)
+    assert report.bucket_metrics == {
+        "len2": {"terms": pytest.approx(0.625), "verify": pytest.approx(0.5)},
+        "len3": {"terms": pytest.approx(2 / 3), "verify": pytest.approx(0.5)},
+    }
+    assert report.to_json()["bucket_metrics"] == report.bucket_metrics
+    voted = evaluate_task(
+        ScriptedModel(tok, {k: list(v) for k, v in script.items()}),
+        tok,
+        task,
+        examples,
+        max_new_tokens=10,
+        samples=2,
+        vote=True,
+        temperature=0.7,
+        metrics=["terms"],
+    )
+    # With a vote only the voted answer (here the first sample of each tie) is scored.
+    assert voted.answers == ["1+2#3", "4+5#8", "6+7+8#21"]
+    assert voted.metrics == {"terms": 1.0}
+
+
+def test_an_unknown_metric_names_the_valid_ones_before_sampling() -> None:
+    task = CountingTask()
+    model = ScriptedModel(task.tokenizer(), {})
+    examples = [Example("12", "1+2#3")]
+    with pytest.raises(DlmUserError, match=r"no metric 'lenient'; its metrics: verify, terms"):
+        evaluate_task(model, task.tokenizer(), task, examples, max_new_tokens=8, metrics=["lenient"])
+    assert model.calls == 0
 
 
 def test_sampling_options_are_checked() -> None:
@@ -203,6 +271,11 @@ def test_template_tasks_are_infilled_and_scored_on_the_filled_canvas() -> None:
             return GenerationOutput(seq, input_ids.shape[1], 9, 1.0, 36)
 
     assert pages[0].target[task.slots(pages[0])[0]] in "01"  # a carry digit: "9" is wrong
-    report = evaluate_task(Filler(), tok, task, pages, max_new_tokens=1)
+    report = evaluate_task(
+        Filler(), tok, task, pages, max_new_tokens=1, metrics=["verify", "sum_accuracy"]
+    )
     assert report.correct == 3 and report.accuracy == 0.75
     assert report.answers[1] == pages[1].target
+    # Page 0 has one of its three sums wrong: the benchmark's finer metric gives it 2/3.
+    assert report.metrics == {"verify": 0.75, "sum_accuracy": pytest.approx((2 / 3 + 3) / 4)}
+    assert list(report.bucket_metrics) == ["3x2"]

@@ -71,7 +71,7 @@ def test_verifier_rejects_corrupted_answers() -> None:
 
 def test_splits_are_disjoint() -> None:
     task = AdditionTask(digits=6)
-    train, test = task.generate_splits(500, 50, seed=0)
+    train, test = task.held_out(500, 50, seed=0)
     assert len(train) == 500 and len(test) == 50
     assert not {e.prompt for e in train} & {e.prompt for e in test}
 

@@ -141,19 +141,19 @@ def test_determinism() -> None:
 
 def test_splits_hold_out_expressions() -> None:
     task = BooleanTask(depth=2, variables=2)  # a small space: expressions repeat often
-    train, test = task.generate_splits(800, 100, seed=0)
+    train, test = task.held_out(800, 100, seed=0)
     assert len(train) == 800 and len(test) == 100
     expr = lambda e: e.prompt.split(":")[1]  # noqa: E731
     assert not {expr(e) for e in train} & {expr(e) for e in test}
     prompts = [e.prompt for e in train + test]
     assert len(set(prompts)) == len(prompts)
-    again = task.generate_splits(800, 100, seed=0)
+    again = task.held_out(800, 100, seed=0)
     assert [e.prompt for e in again[0]] == [e.prompt for e in train]
     assert [e.prompt for e in again[1]] == [e.prompt for e in test]
     with pytest.raises(ValueError, match="distinct"):
         BooleanTask(depth=1, variables=1).generate(1000, seed=0)
     with pytest.raises(ValueError, match="train"):
-        BooleanTask(depth=1, variables=1).generate_splits(100, 20, seed=0)
+        BooleanTask(depth=1, variables=1).held_out(100, 20, seed=0)
 
 
 def test_verifier_accepts_gold_rejects_corruptions() -> None:

@@ -13,7 +13,6 @@ from dlm.tasks.base import Example, Task
 from dlm.tasks.countdown import (
     ALPHABET,
     CountdownTask,
-    _combine,
     answer_length_bound,
     check_solution,
     format_steps,
@@ -23,6 +22,7 @@ from dlm.tasks.countdown import (
     parse_prompt,
     search,
 )
+from dlm.tasks.countdown.search import _combine
 
 # MGDM's released CD4 example.
 MGDM_PROMPT = "86,28,13,31,96"
@@ -133,7 +133,7 @@ def test_determinism() -> None:
     b = CountdownTask(4).generate(60, seed=11)
     assert [e.to_json() for e in a] == [e.to_json() for e in b]
     assert task.generate(20, seed=11) == a[:20]
-    assert task.generate_splits(60, 7, seed=11)[0] == a
+    assert task.held_out(60, 7, seed=11)[0] == a
     c = task.generate(60, seed=12)
     assert [e.prompt for e in a] != [e.prompt for e in c]
     assert task.generate(0, seed=1) == []
@@ -141,9 +141,9 @@ def test_determinism() -> None:
 
 def test_standard_splits_hold_out_targets() -> None:
     task = CountdownTask(3)
-    train, test = task.generate_splits(300, 60, seed=0)
+    train, test = task.held_out(300, 60, seed=0)
     assert len(train) == 300 and len(test) == 60
-    held = task.heldout(0)
+    held = task.held_out_values(0)
     assert len(held) == 9  # 10% of the 91 targets 10..100, as in SoS
     assert len(set(held)) == 9 and all(10 <= t <= 100 for t in held)
     assert {e.meta["target"] for e in test} <= set(held)
@@ -151,17 +151,17 @@ def test_standard_splits_hold_out_targets() -> None:
     assert len({e.meta["target"] for e in test}) > 1
     prompts = [e.prompt for e in train + test]
     assert len(set(prompts)) == len(prompts)
-    again = task.generate_splits(300, 60, seed=0)
+    again = task.held_out(300, 60, seed=0)
     assert again == (train, test)
     for e in train + test:
         assert task.verify(e, e.target)
     # The held-out set follows the seed unless holdout_seed pins it.
-    assert task.heldout(1) != held
+    assert task.held_out_values(1) != held
     pinned = CountdownTask(3, holdout_seed=5)
-    assert pinned.heldout(0) == pinned.heldout(1) == CountdownTask(3).heldout(5)
-    train1, test1 = pinned.generate_splits(50, 20, seed=1)
-    assert {e.meta["target"] for e in test1} <= set(pinned.heldout(0))
-    assert not {e.meta["target"] for e in train1} & set(pinned.heldout(0))
+    assert pinned.held_out_values(0) == pinned.held_out_values(1) == CountdownTask(3).held_out_values(5)
+    train1, test1 = pinned.held_out(50, 20, seed=1)
+    assert {e.meta["target"] for e in test1} <= set(pinned.held_out_values(0))
+    assert not {e.meta["target"] for e in train1} & set(pinned.held_out_values(0))
 
 
 def test_game24_solvable_multisets() -> None:
@@ -179,9 +179,9 @@ def test_game24_solvable_multisets() -> None:
 
 def test_game24_split() -> None:
     task = CountdownTask(4, "24")
-    train, test = task.generate_splits(300, 80, seed=3)
+    train, test = task.held_out(300, 80, seed=3)
     assert len(train) == 300 and len(test) == 80
-    held = set(task.heldout(3))
+    held = set(task.held_out_values(3))
     assert len(held) == 134
     train_sets = {tuple(sorted(parse_prompt(e.prompt)[0])) for e in train}
     test_sets = {tuple(sorted(parse_prompt(e.prompt)[0])) for e in test}
@@ -200,7 +200,7 @@ def test_game24_split() -> None:
         assert len(e.target) + 1 <= task.max_answer_tokens
     assert task.answer_of("=24") == "24"  # MGDM's released cd4_tot24 output
     with pytest.raises(ValueError, match="distinct"):
-        task.generate_splits(10**6, 0, seed=0)
+        task.held_out(10**6, 0, seed=0)
 
 
 def _change_last_digit(text: str) -> str:
@@ -323,8 +323,8 @@ def test_options_are_validated() -> None:
         with pytest.raises(ValueError):
             CountdownTask(**bad)
     with pytest.raises(ValueError):
-        CountdownTask().generate_splits(-1, 0, seed=0)
-    assert len(CountdownTask(5, heldout_fraction=0.2).heldout(0)) == 18
+        CountdownTask().held_out(-1, 0, seed=0)
+    assert len(CountdownTask(5, heldout_fraction=0.2).held_out_values(0)) == 18
 
 
 def test_tokenizer_round_trip() -> None:

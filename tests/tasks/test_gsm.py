@@ -201,11 +201,11 @@ def test_determinism_and_splits() -> None:
     assert [e.prompt for e in task.generate(200, seed=6)] != [e.prompt for e in a]
     assert len({e.prompt for e in a}) == 200
     assert task.generate(0, seed=0) == []
-    train, test = task.generate_splits(500, 100, seed=0)
+    train, test = task.held_out(500, 100, seed=0)
     assert len(train) == 500 and len(test) == 100
     assert not {e.prompt for e in train} & {e.prompt for e in test}
     assert len({e.prompt for e in train}) == 500
-    again = task.generate_splits(500, 100, seed=0)
+    again = task.held_out(500, 100, seed=0)
     assert [e.prompt for e in again[0]] == [e.prompt for e in train]
     assert [e.prompt for e in again[1]] == [e.prompt for e in test]
 
@@ -228,24 +228,24 @@ def test_file_backed_task(tmp_path: Path) -> None:
     sample = task.generate(10, seed=1)
     assert sample == task.generate(10, seed=1) and sample != task.generate(10, seed=2)
     assert all(e in all_train for e in sample)
-    train, test = task.generate_splits(31, 10, seed=0)
+    train, test = task.held_out(31, 10, seed=0)
     assert {e.prompt for e in test} == {e.prompt for e in load_gsm_file(test_path)}
     assert not {e.prompt for e in train} & {e.prompt for e in test}  # question 100 dropped
     assert len(train) == 31
     assert task.max_answer_tokens == max(len(e.target) for e in all_train + test) + 1
     assert {task.bucket(e) for e in train} == {"2", "3"}
     with pytest.raises(ValueError, match="31 examples"):
-        task.generate_splits(32, 5, seed=0)
+        task.held_out(32, 5, seed=0)
     with pytest.raises(ValueError, match="32 examples"):
         task.generate(33, seed=0)
     # Without a test file, whole questions are held out of the train file.
     held_out = GsmTask(path=train_path)
-    train, test = held_out.generate_splits(20, 8, seed=3)
+    train, test = held_out.held_out(20, 8, seed=3)
     assert len(test) == 8 and len({e.prompt for e in test}) == 8
     assert not {e.prompt for e in train} & {e.prompt for e in test}
-    assert train == held_out.generate_splits(20, 8, seed=3)[0]
+    assert train == held_out.held_out(20, 8, seed=3)[0]
     with pytest.raises(ValueError, match="distinct questions"):
-        held_out.generate_splits(1, 31, seed=0)
+        held_out.held_out(1, 31, seed=0)
     # Answer-only targets from a file keep the step count for bucketing.
     no_cot = GsmTask(path=train_path, cot=False)
     lines = no_cot.generate(32, seed=0)

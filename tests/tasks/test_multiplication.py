@@ -149,17 +149,17 @@ def test_determinism() -> None:
 
 def test_splits_hold_out_operand_pairs() -> None:
     task = MultiplicationTask(2)  # 8100 ordered pairs: collisions are common
-    train, test = task.generate_splits(3000, 500, seed=0)
+    train, test = task.held_out(3000, 500, seed=0)
     assert len(train) == 3000 and len(test) == 500
     key = lambda e: frozenset((e.meta["a"], e.meta["b"]))  # noqa: E731
     assert not {key(e) for e in train} & {key(e) for e in test}
     prompts = [e.prompt for e in train + test]
     assert len(set(prompts)) == len(prompts)
-    again = task.generate_splits(3000, 500, seed=0)
+    again = task.held_out(3000, 500, seed=0)
     assert [e.prompt for e in again[0]] == [e.prompt for e in train]
     assert [e.prompt for e in again[1]] == [e.prompt for e in test]
     with pytest.raises(ValueError, match="operand pairs"):
-        task.generate_splits(8000, 500, seed=0)
+        task.held_out(8000, 500, seed=0)
     with pytest.raises(ValueError):
         task.generate(8101, seed=0)
 

@@ -197,14 +197,14 @@ def test_determinism() -> None:
 
 def test_splits_disjoint() -> None:
     task = PathTask()
-    train, test = task.generate_splits(500, 100, seed=0)
+    train, test = task.held_out(500, 100, seed=0)
     assert len(train) == 500 and len(test) == 100
     assert not {_key(e) for e in train} & {_key(e) for e in test}
     assert len({_key(e) for e in train}) == 500
-    assert task.generate_splits(500, 100, seed=0) == (train, test)
+    assert task.held_out(500, 100, seed=0) == (train, test)
     # A tiny graph family collides often: still disjoint and distinct.
     tiny = PathTask(2, nodes=4)  # 4*3*2 id orders x 2 branch positions = 48 graphs
-    tr, te = tiny.generate_splits(30, 10, seed=0)
+    tr, te = tiny.held_out(30, 10, seed=0)
     keys = [_key(e) for e in tr + te]
     assert len(set(keys)) == 40
     with pytest.raises(ValueError, match="distinct graphs"):

@@ -110,17 +110,17 @@ def test_determinism() -> None:
 
 def test_splits_hold_out_formulas_as_clause_sets() -> None:
     task = SatTask(5)
-    train, test = task.generate_splits(300, 50, seed=0)
+    train, test = task.held_out(300, 50, seed=0)
     assert len(train) == 300 and len(test) == 50
     train_keys = {formula_key(parse_formula(e.prompt)) for e in train}
     test_keys = {formula_key(parse_formula(e.prompt)) for e in test}
     assert len(train_keys) == 300 and len(test_keys) == 50
     assert not train_keys & test_keys
-    again = task.generate_splits(300, 50, seed=0)
+    again = task.held_out(300, 50, seed=0)
     assert again == (train, test)
     # Few distinct formulas exist over 3 variables: duplicates (as clause sets) get skipped.
     small = SatTask(3, clauses=4)
-    tr, te = small.generate_splits(60, 20, seed=0)
+    tr, te = small.held_out(60, 20, seed=0)
     keys = [formula_key(parse_formula(e.prompt)) for e in tr + te]
     assert len(set(keys)) == 80
 
@@ -132,7 +132,7 @@ def test_too_few_distinct_formulas_raises() -> None:
     with pytest.raises(ValueError, match="distinct formulas"):
         task.generate(9, seed=0)
     with pytest.raises(ValueError, match="train / "):
-        task.generate_splits(5, 4, seed=0)
+        task.held_out(5, 4, seed=0)
 
 
 def _breaking_flip(clauses: list[tuple[int, ...]], target: str) -> str | None:

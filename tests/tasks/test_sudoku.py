@@ -139,17 +139,17 @@ def test_determinism() -> None:
 
 def test_splits_disjoint_in_solution_grids() -> None:
     task = SudokuTask(2, 2, min_givens=5, max_givens=7)  # only 288 grids: collisions are common
-    train, test = task.generate_splits(300, 40, seed=0)
+    train, test = task.held_out(300, 40, seed=0)
     assert len(train) == 300 and len(test) == 40
     assert not {e.target for e in train} & {e.target for e in test}
     prompts = [e.prompt for e in train + test]
     assert len(set(prompts)) == len(prompts)
-    again = task.generate_splits(300, 40, seed=0)
+    again = task.held_out(300, 40, seed=0)
     assert [e.prompt for e in again[0]] == [e.prompt for e in train]
     assert [e.prompt for e in again[1]] == [e.prompt for e in test]
 
     task6 = SudokuTask(2, 3)
-    train6, test6 = task6.generate_splits(200, 50, seed=1)
+    train6, test6 = task6.held_out(200, 50, seed=1)
     assert not {e.target for e in train6} & {e.target for e in test6}
 
 

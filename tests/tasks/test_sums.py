@@ -52,7 +52,7 @@ def test_seeded_and_split() -> None:
     task = SumsTask(problems=8)
     assert task.generate(5, seed=3) == task.generate(5, seed=3)
     assert task.generate(5, seed=3) != task.generate(5, seed=4)
-    train, test = task.generate_splits(20, 5, seed=0)
+    train, test = task.held_out(20, 5, seed=0)
     assert len(train) == 20 and len(test) == 5
     assert not {e.target for e in train} & {e.target for e in test}
     with pytest.raises(ValueError, match="problems"):

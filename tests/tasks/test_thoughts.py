@@ -7,10 +7,18 @@ from collections.abc import Sequence
 import pytest
 
 from dlm.tasks import Example
-from dlm.tasks.thoughts import THOUGHT_SEP, multipass_examples, pass_prompt
+from dlm.tasks.thoughts import THOUGHT_SEP, ThoughtTask, multipass_examples, pass_prompt
 
 
-class Chain:
+class Chain(ThoughtTask):
+    name = "chain"
+
+    def tokenizer(self):
+        raise NotImplementedError
+
+    def verify(self, example: Example, answer: str) -> bool:
+        return answer == example.target
+
     def thoughts(self, target: str) -> list[str]:
         return target.split("|")
 

@@ -5,13 +5,17 @@
     dlm eval --model DIR --data data/cd3/test.jsonl --task countdown --split cd3
     dlm eval --model DIR --samples 5 --vote --temperature 0.5  # self-consistency
     dlm eval --model DIR --multipass                           # DoT-MP, a thought per pass
+    dlm eval --model DIR --metric verify --metric lenient      # the task's metrics by name
 
 Without ``--task`` the task comes from the ``train_config.yaml`` saved with the model, and the
 examples are that recipe's held-out split, regenerated from its seed (never seen in training).
 With ``--task`` and no ``--data``, examples are generated from ``--seed-data`` (default 1): held
 out only from a model whose training data came from another seed.
 Prints the accuracy, the accuracy per bucket and the sampler's cost, and writes the report as
-JSON with ``--json PATH``.
+JSON with ``--json PATH``. ``--metric NAME`` (repeatable, or a comma list) adds a table of the
+task's named metrics (``verify``, the strict check, and each paper metric such as Countdown's
+``lenient`` or Sudoku's ``cell_accuracy``) overall and per bucket; an unknown name is an error
+that lists the task's metrics.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import json
 from pathlib import Path
 
 from dlm.data import read_jsonl
+from dlm.errors import DlmUserError
 from dlm.evaluation import evaluate_task
+from dlm.evaluation.task_eval import DEFAULT_METRIC, resolve_metrics
 from dlm.tasks import Example, get_task
 from dlm.tasks.splits import split_options
 
@@ -43,7 +49,7 @@ def _task_and_examples(args: argparse.Namespace, model_dir: Path):
     recipe = _recipe_of(model_dir)
     if args.task is None:
         if recipe is None or recipe.data.task is None:
-            raise ValueError(
+            raise DlmUserError(
                 f"{model_dir} was not trained on a registered task (no train_config.yaml with "
                 "data.task beside it); name one with --task (and --split/--option)"
             )
@@ -60,10 +66,7 @@ def _task_and_examples(args: argparse.Namespace, model_dir: Path):
     elif args.task is None and recipe is not None:
         data = recipe.data
         n_test = args.n or data.n_eval
-        if hasattr(task, "generate_splits"):
-            _, examples = task.generate_splits(data.n_train, n_test, seed=data.seed)
-        else:
-            examples = task.generate(n_test, seed=data.seed + 1)
+        _, examples = task.held_out(data.n_train, n_test, seed=data.seed)
     else:
         examples = task.generate(args.n or 200, seed=args.seed_data)
     if args.n is not None:
@@ -71,13 +74,32 @@ def _task_and_examples(args: argparse.Namespace, model_dir: Path):
     return task, options, examples
 
 
+def metric_names(values: list[str] | None) -> list[str]:
+    """``--metric`` values (repeated flags, each maybe a comma list) as one list of names."""
+    names = [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
+    return names or [DEFAULT_METRIC]
+
+
+def _print_metrics(report) -> None:
+    """A table: one row overall and one per bucket, one column per asked-for metric."""
+    names = list(report.metrics)
+    rows = [("all", report.metrics), *report.bucket_metrics.items()]
+    width = max(10, *(len(label) for label, _ in rows))
+    print(" " * (width + 2) + "".join(f"{name:>{max(9, len(name) + 2)}}" for name in names))
+    for label, values in rows:
+        cells = "".join(f"{values[name]:>{max(9, len(name) + 2)}.1%}" for name in names)
+        print(f"  {label:>{width}}{cells}")
+
+
 def run_eval(args: argparse.Namespace) -> int:
     model_dir = Path(args.model)
-    model, tokenizer = load_model_and_tokenizer(args.model)
     task, options, examples = _task_and_examples(args, model_dir)
-    max_new = args.max_new_tokens or getattr(task, "max_answer_tokens", None)
+    metrics = metric_names(args.metric)
+    resolve_metrics(task, metrics)  # an unknown name fails before the model loads
+    max_new = args.max_new_tokens or task.max_answer_tokens
     if max_new is None:
-        raise ValueError(f"task {task.name!r} gives no answer length; pass --max-new-tokens")
+        raise DlmUserError(f"task {task.name!r} gives no answer length; pass --max-new-tokens")
+    model, tokenizer = load_model_and_tokenizer(args.model)
     report = evaluate_task(
         model,
         tokenizer,
@@ -89,6 +111,7 @@ def run_eval(args: argparse.Namespace) -> int:
         vote=args.vote,
         multipass=args.multipass,
         max_passes=args.max_passes,
+        metrics=metrics,
         **sampler_options(args),
     )
     result = {"model": str(model_dir), "task_options": options, **report.to_json()}
@@ -104,6 +127,8 @@ def run_eval(args: argparse.Namespace) -> int:
     )
     for label, b in report.buckets.items():
         print(f"  {label:>10}: {b['accuracy']:.1%} ({b['correct']}/{b['n']})")
+    if args.metric:
+        _print_metrics(report)
     print(
         f"cost: {report.nfe} forward passes, {report.seconds:.1f} s, {report.tokens_per_second:.0f} tokens/s"
     )

@@ -177,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--multipass", action="store_true", help="one thought per pass (DoT-MP)")
     ev.add_argument("--max-passes", type=int, default=12, help="passes per answer with --multipass")
     ev.add_argument("--json", metavar="PATH", help="write the report as JSON")
+    ev.add_argument(
+        "--metric",
+        action="append",
+        metavar="NAME",
+        help="a metric of the task to report overall and per bucket (repeatable or a comma "
+        "list; default: verify, the strict check; e.g. lenient for countdown)",
+    )
     _add_sampler_options(ev, max_new_tokens=None)
     return parser
 

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from dlm.data import write_jsonl
+from dlm.errors import DlmUserError
 from dlm.tasks import get_task
 from dlm.tasks.splits import split_options
 
@@ -26,14 +27,8 @@ def run_task_make(args: argparse.Namespace) -> int:
     options = split_options(args.name, args.split, parse_options(args.option))
     task = get_task(args.name, **options)
     if args.n < 0 or args.n_test < 0:
-        raise ValueError("--n and --n-test count examples; they cannot be negative")
-    if hasattr(task, "generate_splits"):
-        train, test = task.generate_splits(args.n, args.n_test, seed=args.seed)
-    else:
-        train, test = (
-            task.generate(args.n, seed=args.seed),
-            task.generate(args.n_test, seed=args.seed + 1),
-        )
+        raise DlmUserError("--n and --n-test count examples; they cannot be negative")
+    train, test = task.held_out(args.n, args.n_test, seed=args.seed)
     suffix = f"-{args.split}" if args.split else ""
     out = Path(args.out or f"data/{args.name}{suffix}")
     out.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,15 @@ options, decoded without special tokens, and verified by the rules of the proble
 carries the accuracy per bucket (the task's ``bucket``: planning distance, givens, n, digits),
 self-consistency over k samples, and the sampler's honest cost (forward passes, wall time,
 tokens per second).
+
+Any of the task's ``metrics`` (the strict ``verify`` and each paper's own metric, e.g.
+Countdown's ``lenient``) can be asked for by name: each is scored on the same answers as the
+accuracy (every sample, or the voted answer with ``vote``) and reported overall and per bucket.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,13 +21,24 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from dlm.data import encode_prompts
+from dlm.errors import DlmUserError
 from dlm.models import DiffusionLM
 from dlm.sampling import generate
-from dlm.tasks import Example, Task
+from dlm.tasks import Example, Metric, Task
 
 from .self_consistency import majority_vote
 
-__all__ = ["TaskReport", "bucket_accuracy", "evaluate_task", "decode_answers"]
+__all__ = [
+    "TaskReport",
+    "bucket_accuracy",
+    "bucket_metrics",
+    "decode_answers",
+    "evaluate_task",
+    "resolve_metrics",
+]
+
+#: The metric reported when none is named: the task's strict verifier.
+DEFAULT_METRIC = "verify"
 
 
 @dataclass
@@ -42,6 +57,8 @@ class TaskReport:
     vote: bool = False
     sample_accuracy: float | None = None  # mean single-sample accuracy when samples > 1
     answers: list[str] = field(default_factory=list, repr=False)
+    metrics: dict[str, float] = field(default_factory=dict)  # each asked-for metric, overall
+    bucket_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> metrics
 
     @property
     def tokens_per_second(self) -> float:
@@ -57,6 +74,8 @@ class TaskReport:
             "samples": self.samples,
             "vote": self.vote,
             "sample_accuracy": self.sample_accuracy,
+            "metrics": self.metrics,
+            "bucket_metrics": self.bucket_metrics,
             "nfe": self.nfe,
             "seconds": self.seconds,
             "generated_tokens": self.generated_tokens,
@@ -83,21 +102,49 @@ def decode_answers(tokenizer: PreTrainedTokenizerBase, generated: torch.Tensor) 
     return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in generated.tolist()]
 
 
+def resolve_metrics(task: Task, names: Sequence[str] | None = None) -> dict[str, Metric]:
+    """The task's metrics called ``names`` (default: the strict verifier), in that order.
+
+    An unknown name is a ``DlmUserError`` that lists the task's metrics.
+    """
+    available = task.metrics
+    wanted = list(dict.fromkeys(names)) if names else [DEFAULT_METRIC]
+    for name in wanted:
+        if name not in available:
+            raise DlmUserError(
+                f"task {task.name!r} has no metric {name!r}; its metrics: {', '.join(available)}"
+            )
+    return {name: available[name] for name in wanted}
+
+
+def _by_bucket(task: Task, examples: Sequence[Example]) -> dict[str, list[int]]:
+    """The example indices under each ``task.bucket`` label, labels sorted."""
+    groups: dict[str, list[int]] = {}
+    for i, example in enumerate(examples):
+        groups.setdefault(str(task.bucket(example)), []).append(i)
+    return dict(sorted(groups.items()))
+
+
 def bucket_accuracy(
     task: Task, examples: Sequence[Example], correct: Sequence[bool]
 ) -> dict[str, dict[str, float]]:
     """Accuracy per ``task.bucket`` label (planning distance, givens, n, digits, ...)."""
-    bucket = getattr(task, "bucket", None)
-    if bucket is None:
-        return {}
-    counts: dict[str, list[int]] = {}
-    for example, ok in zip(examples, correct, strict=True):
-        tally = counts.setdefault(str(bucket(example)), [0, 0])
-        tally[0] += int(ok)
-        tally[1] += 1
+    if len(correct) != len(examples):
+        raise ValueError(f"{len(correct)} verdicts for {len(examples)} examples")
+    out: dict[str, dict[str, float]] = {}
+    for label, rows in _by_bucket(task, examples).items():
+        hits = sum(bool(correct[i]) for i in rows)
+        out[label] = {"accuracy": hits / len(rows), "correct": hits, "n": len(rows)}
+    return out
+
+
+def bucket_metrics(
+    task: Task, examples: Sequence[Example], scores: Mapping[str, Sequence[float]]
+) -> dict[str, dict[str, float]]:
+    """The mean of each metric's per-example scores within each ``task.bucket`` label."""
     return {
-        label: {"accuracy": hits / n, "correct": hits, "n": n}
-        for label, (hits, n) in sorted(counts.items())
+        label: {name: sum(values[i] for i in rows) / len(rows) for name, values in scores.items()}
+        for label, rows in _by_bucket(task, examples).items()
     }
 
 
@@ -137,13 +184,12 @@ def template_canvas(
     tokenizer: PreTrainedTokenizerBase, task: Task, examples: Sequence[Example]
 ) -> torch.Tensor | None:
     """For a task with ``slots``: the (B, N) canvas of target ids with -1 at every slot."""
-    slots = getattr(task, "slots", None)
-    if slots is None:
+    if task.slots is None:
         return None
     rows = []
     for example in examples:
         ids = tokenizer.encode(example.target, add_special_tokens=False)
-        for position in slots(example):
+        for position in task.slots(example):
             ids[position] = -1
         rows.append(ids)
     if len({len(r) for r in rows}) != 1:
@@ -163,6 +209,7 @@ def evaluate_task(
     vote: bool = False,
     multipass: bool = False,
     max_passes: int = 12,
+    metrics: Sequence[str] | None = None,
     **sampler: Any,
 ) -> TaskReport:
     """Sample answers for every example and verify them; ``sampler`` goes to ``generate``.
@@ -172,7 +219,12 @@ def evaluate_task(
     reported accuracy is that of the majority answer (self-consistency, SC@k); without it,
     the mean accuracy of single samples. ``multipass`` generates one thought per pass
     (DoT-MP), ``max_new_tokens`` then bounds one thought.
+
+    ``metrics`` names the task's metrics to report (default: ``"verify"``); each is scored on
+    the same answers as the accuracy (every sample, or the voted answer) and averaged overall
+    (``report.metrics``) and per bucket (``report.bucket_metrics``).
     """
+    chosen = resolve_metrics(task, metrics)
     if not examples:
         raise ValueError("no examples to evaluate; the held-out set is empty")
     if samples < 1:
@@ -187,10 +239,9 @@ def evaluate_task(
             "several samples of a greedy sampler are identical; set temperature > 0 "
             "(--temperature) or policy_temperature > 0 for self-consistency"
         )
-    if vote and getattr(task, "answer_of", None) is None:
-        raise ValueError(f"task {task.name!r} has no answer_of to vote on")
     per_batch = max(1, batch_size // samples)
     answers: list[str] = []
+    scores: dict[str, list[float]] = {name: [] for name in chosen}
     sample_hits = 0
     nfe, seconds, generated = 0, 0.0, 0
     for start in range(0, len(examples), per_batch):
@@ -204,10 +255,10 @@ def evaluate_task(
             mine = texts[i * samples : (i + 1) * samples]
             hits = [bool(task.verify(example, text)) for text in mine]
             sample_hits += sum(hits)
-            if vote:
-                answers.append(majority_vote(mine, task.answer_of))
-            else:
-                answers.append(mine[0])
+            answers.append(majority_vote(mine, task.answer_of) if vote else mine[0])
+            scored = [answers[-1]] if vote else mine
+            for name, metric in chosen.items():
+                scores[name].append(sum(float(metric(example, t)) for t in scored) / len(scored))
     correct_flags = [bool(task.verify(e, a)) for e, a in zip(examples, answers, strict=True)]
     accuracy = (
         sum(correct_flags) / len(examples) if vote else sample_hits / (len(examples) * samples)
@@ -225,4 +276,6 @@ def evaluate_task(
         vote=vote,
         sample_accuracy=sample_hits / (len(examples) * samples) if samples > 1 else None,
         answers=answers,
+        metrics={name: sum(values) / len(values) for name, values in scores.items()},
+        bucket_metrics=bucket_metrics(task, examples, scores),
     )

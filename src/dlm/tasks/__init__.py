@@ -1,7 +1,13 @@
-"""Problem families with seeded offline generators, tokenizers and verifiers."""
+"""Problem families with seeded offline generators, tokenizers, verifiers and metrics.
+
+Every registered task subclasses ``Task`` (``dlm.tasks.base``): ``generate``, ``held_out``,
+``verify``, ``answer_of``, ``bucket``, ``metrics`` and an optional ``slots``.
+"""
+
+from dlm.errors import DlmUserError
 
 from .addition import AdditionTask
-from .base import Example, Task
+from .base import Example, Metric, Task, take_distinct
 from .boolean import BooleanTask
 from .countdown import CountdownTask
 from .gsm import GsmTask
@@ -29,7 +35,7 @@ TASKS = {
 def get_task(name: str, **options) -> Task:
     """Instantiate a registered task by name with its options."""
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; available tasks: {', '.join(sorted(TASKS))}")
+        raise DlmUserError(f"unknown task {name!r}; available tasks: {', '.join(sorted(TASKS))}")
     return TASKS[name](**options)
 
 
@@ -41,6 +47,7 @@ __all__ = [
     "GsmTask",
     "MultiplicationTask",
     "Example",
+    "Metric",
     "MultiSudokuTask",
     "PathTask",
     "SatTask",
@@ -48,4 +55,5 @@ __all__ = [
     "SumsTask",
     "Task",
     "get_task",
+    "take_distinct",
 ]

@@ -25,16 +25,24 @@ The verifier compares the answer with the exact sum computed from the prompt (Py
 integers), not with the stored target. ``bucket`` is the longest run of carries that pass
 through a place summing to 9 (``chain0``, ``chain1``, ``chain2``, ``chain3+``): the places
 where decoding in parallel is hardest.
+
+Examples are distinct prompts; ``held_out(n_train, n_test, seed)`` is ``generate(n_train +
+n_test, seed)`` cut in two (train first), so no test prompt is in train.
+
+Metrics (``task.metrics``, ``dlm eval --metric NAME``): ``verify`` (the exact sum) and
+``digit_accuracy`` (the share of the answer's places holding the right digit).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator, Mapping
 
 from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
-from dlm.tasks.base import Example
+from dlm.errors import DlmUserError
+from dlm.tasks.base import Example, Metric, Task, take_distinct
 
 __all__ = ["AdditionTask", "add_reversed", "longest_carry_chain"]
 
@@ -64,7 +72,7 @@ def longest_carry_chain(a_reversed: str, b_reversed: str) -> int:
     return longest
 
 
-class AdditionTask:
+class AdditionTask(Task):
     """``digits``-digit addition, reversed digits; see the module docstring for the format."""
 
     name = "addition"
@@ -87,30 +95,28 @@ class AdditionTask:
         b = "".join(rng.choice("0123456789") for _ in range(self.digits))
         return Example(f"{a}+{b}", add_reversed(a, b), {"chain": longest_carry_chain(a, b)})
 
-    def generate(self, n: int, seed: int) -> list[Example]:
-        """``n`` distinct examples (distinct prompts) from ``seed``."""
-        rng = random.Random(seed)
-        seen: set[str] = set()
-        out: list[Example] = []
-        space = 100**self.digits
-        if n > space // 2:
-            raise ValueError(
-                f"{n} distinct {self.digits}-digit additions asked for but only {space} exist; "
-                "lower n or raise digits"
-            )
-        while len(out) < n:
-            example = self._example(rng)
-            if example.prompt not in seen:
-                seen.add(example.prompt)
-                out.append(example)
-        return out
+    def stream(self, rng: random.Random) -> Iterator[Example]:
+        """Additions drawn from `rng` (duplicates allowed)."""
+        while True:
+            yield self._example(rng)
 
-    def generate_splits(
-        self, n_train: int, n_test: int, seed: int
-    ) -> tuple[list[Example], list[Example]]:
-        """Disjoint train and test examples: no test prompt occurs in the training set."""
-        examples = self.generate(n_train + n_test, seed)
-        return examples[:n_train], examples[n_train:]
+    def held_out(self, n_train: int, n_test: int, seed: int) -> tuple[list[Example], list[Example]]:
+        """Distinct prompts from ``seed``, train first: no test prompt occurs in train."""
+        space = 100**self.digits
+        if n_train + n_test > space // 2:
+            raise DlmUserError(
+                f"{n_train + n_test} distinct {self.digits}-digit additions asked for but only "
+                f"{space} exist; lower n or raise digits"
+            )
+        return take_distinct(
+            self.stream(random.Random(seed)),
+            n_train,
+            n_test,
+            key=self.distinct_key,
+            test_first=False,
+            what="additions",
+            owner=repr(self),
+        )
 
     def _operands(self, prompt: str) -> tuple[str, str]:
         a, sep, b = prompt.strip().partition("+")
@@ -139,3 +145,7 @@ class AdditionTask:
     def answer_of(self, text: str) -> str | None:
         text = text.strip()
         return text if text.isdigit() else None
+
+    @property
+    def metrics(self) -> Mapping[str, Metric]:
+        return {**super().metrics, "digit_accuracy": self.digit_accuracy}

@@ -35,21 +35,24 @@ child; the variable values are uniform bits.
 ``bucket`` is the number of operators, "!" included (= the number of thoughts). `verify`
 checks only the final answer (text after the last "####") against the value computed from the
 prompt; `verify_rationale` checks every thought too. Examples are distinct prompts; in
-`generate_splits` no test *expression* (the text after ":") occurs in train, with any values.
+`held_out` no test *expression* (the text after ":") occurs in train, with any values.
 Alphabet: "01abcdefghij&|^!()=,:# " (23 characters, space included).
+
+Metrics (``task.metrics``, ``dlm eval --metric NAME``): ``verify`` (the final answer) and
+``rationale`` (``verify_rationale``: every thought and the answer exactly right).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
-from dlm.tasks.base import Example
-from dlm.tasks.thoughts import ANSWER_MARK, join_with_separator, split_thoughts
+from dlm.tasks.base import Example, Metric
+from dlm.tasks.thoughts import ANSWER_MARK, ThoughtTask, join_with_separator, split_thoughts
 from dlm.tasks.thoughts import answer_after_mark as answer_of
 
 __all__ = [
@@ -70,8 +73,6 @@ BINARY_OPS = "&|^"
 ALPHABET = "01" + VARIABLE_NAMES + BINARY_OPS + "!()=,:# "
 THOUGHT_SEP = ","
 MAX_DEPTH = 6
-_MAX_DUPLICATES_IN_A_ROW = 10_000
-
 #: An expression tree node: ("v", name) | ("!", child) | (op, left, right), op in "&|^".
 Node = tuple[Any, ...]
 
@@ -222,7 +223,7 @@ def join_thoughts(parts: Sequence[str]) -> str:
 # Task
 
 
-class BooleanTask:
+class BooleanTask(ThoughtTask):
     """Evaluate a random boolean expression over `variables` variables, thought by thought.
 
     `depth` (1..6) bounds the nesting of binary operators (1 = a single "x op y"), so an
@@ -288,28 +289,6 @@ class BooleanTask:
         """Character-level tokenizer over "01abcdefghij&|^!()=,:# " (ids 5..27)."""
         return build_char_tokenizer(ALPHABET)
 
-    def generate(self, n: int, seed: int) -> list[Example]:
-        """`n` examples with distinct prompts, identical for identical seed and options."""
-        _check_count(n, "examples")
-        rng = random.Random(seed)
-        seen: set[str] = set()
-        out: list[Example] = []
-        dup_run = 0
-        while len(out) < n:
-            ex = self.make_example(rng)
-            if ex.prompt in seen:
-                dup_run += 1
-                if dup_run > _MAX_DUPLICATES_IN_A_ROW:
-                    raise ValueError(
-                        f"{self!r} found only {len(out)} distinct examples of the {n} asked; "
-                        "raise depth or variables"
-                    )
-                continue
-            dup_run = 0
-            seen.add(ex.prompt)
-            out.append(ex)
-        return out
-
     def verify(self, example: Example, answer: str) -> bool:
         """True when the text after the last "####" is the expression's value (0 or 1)."""
         values, node = parse_prompt(example.prompt)
@@ -317,42 +296,15 @@ class BooleanTask:
 
     # ---- extras -------------------------------------------------------------------------
 
-    def generate_splits(
-        self, n_train: int, n_test: int, seed: int
-    ) -> tuple[list[Example], list[Example]]:
-        """(train, test): distinct prompts, and no test expression in train (any values).
+    def stream(self, rng: random.Random) -> Iterator[Example]:
+        """Examples drawn from `rng`; ``generate``/``held_out`` take distinct prompts."""
+        while True:
+            yield self.make_example(rng)
 
-        The test examples come first from the seeded stream; train examples whose expression
-        is a test expression are skipped.
-        """
-        _check_count(n_train, "train examples")
-        _check_count(n_test, "test examples")
-        rng = random.Random(seed)
-        seen: set[str] = set()
-        test_exprs: set[str] = set()
-        train: list[Example] = []
-        test: list[Example] = []
-        dup_run = 0
-        while len(test) < n_test or len(train) < n_train:
-            ex = self.make_example(rng)
-            expr = ex.prompt.partition(":")[2]
-            fresh = ex.prompt not in seen
-            if fresh and len(test) < n_test:
-                test.append(ex)
-                test_exprs.add(expr)
-            elif fresh and expr not in test_exprs:
-                train.append(ex)
-            else:
-                dup_run += 1
-                if dup_run > _MAX_DUPLICATES_IN_A_ROW:
-                    raise ValueError(
-                        f"{self!r} found only {len(train)} train / {len(test)} test examples "
-                        f"of the {n_train} / {n_test} asked; raise depth or variables"
-                    )
-                continue
-            dup_run = 0
-            seen.add(ex.prompt)
-        return train, test
+    def related_key(self, example: Example) -> str:
+        """The expression (the text after ":"): no test expression is in train, with any
+        values (test examples come first)."""
+        return example.prompt.partition(":")[2]
 
     def make_example(self, rng: random.Random) -> Example:
         """One example drawn from `rng`."""
@@ -382,6 +334,10 @@ class BooleanTask:
         value, rationale = steps(node, values)
         return got == [*rationale, f"{ANSWER_MARK} {value}"]
 
+    @property
+    def metrics(self) -> Mapping[str, Metric]:
+        return {**super().metrics, "rationale": self.verify_rationale}
+
     def bucket(self, example: Example) -> str:
         """The number of operators ("!" included) in the prompt's expression, e.g. "5"."""
         binary, negations, _ = _count_ops(parse_prompt(example.prompt)[1])
@@ -407,8 +363,3 @@ class BooleanTask:
         if self.neg_prob > 0 and rng.random() < self.neg_prob:
             node = ("!", node)
         return node
-
-
-def _check_count(n: int, what: str) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"the number of {what} must be a non-negative int, got {n!r}")

@@ -35,13 +35,16 @@ answer numerically equal to the gold answer once commas are removed ("1,000" == 
 Tokenizer: character level over printable ASCII (space to "~") plus the typographic characters
 GSM8K text uses (’ ‘ “ ” – — … € £ ½ ¼ ¾ × ÷ °). Any other character of real GSM8K-Aug text
 (accented letters, other symbols) maps to [UNK] and vanishes when decoding.
+
+Metrics (``task.metrics``, ``dlm eval --metric NAME``): ``verify`` only (GSM8K's accuracy is
+this numeric match of the final answer).
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -49,7 +52,7 @@ from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
 from dlm.tasks.base import Example
-from dlm.tasks.thoughts import ANSWER_MARK, split_rationale
+from dlm.tasks.thoughts import ANSWER_MARK, ThoughtTask, split_rationale
 from dlm.tasks.thoughts import answer_after_mark as answer_of
 
 __all__ = [
@@ -67,7 +70,6 @@ MIN_STEPS = 1
 MAX_STEPS = 6
 _THOUGHT = re.compile(r"<<.*?>>")
 _THOUGHT_SPLIT = re.compile(r"(?<=>>) (?=<<)")
-_MAX_DUPLICATES_IN_A_ROW = 10_000
 
 # Generator bounds: running counts stay below _CAP, so a thought is at most
 # "<<9999*75/100=7499>>" (20 characters) and an answer at most 9999 * 15 (6 digits).
@@ -400,16 +402,17 @@ def generate_word_problem(rng: random.Random, n_steps: int) -> tuple[str, list[s
 # Task
 
 
-class GsmTask:
+class GsmTask(ThoughtTask):
     """GSM8K-style word problems: GSM8K-Aug files when `path` is set, else generated ones.
 
     `path` is the train file (Implicit-CoT format) and `test_path` the test file; without
-    `test_path`, `generate_splits` holds out questions of the train file. `min_steps` /
+    `test_path`, `held_out` holds out questions of the train file. `min_steps` /
     `max_steps` (1..6) bound the number of thoughts of generated problems. With `cot`
     (default) targets hold the thoughts; without, only "#### answer".
     """
 
     name: str = "gsm"
+    unit = "problems"
 
     def __init__(
         self,
@@ -466,10 +469,10 @@ class GsmTask:
         (GSM8K-Aug repeats questions with different rationales, so these may repeat questions).
         """
         _check_count(n, "examples")
-        rng = random.Random(seed)
         if self.path is not None:
+            rng = random.Random(seed)
             return _sample(self._load(self.path), n, rng, str(self.path))
-        return self._generate(n, rng, set())
+        return super().generate(n, seed)
 
     def verify(self, example: Example, answer: str) -> bool:
         """True when the text after the last "####" equals the gold answer as a number
@@ -485,9 +488,7 @@ class GsmTask:
 
     # ---- extras -------------------------------------------------------------------------
 
-    def generate_splits(
-        self, n_train: int, n_test: int, seed: int
-    ) -> tuple[list[Example], list[Example]]:
+    def held_out(self, n_train: int, n_test: int, seed: int) -> tuple[list[Example], list[Example]]:
         """(train, test) with no test question in train.
 
         Generated: test first from the seeded stream, then train with distinct, unseen
@@ -497,11 +498,9 @@ class GsmTask:
         """
         _check_count(n_train, "train examples")
         _check_count(n_test, "test examples")
-        rng = random.Random(seed)
         if self.path is None:
-            seen: set[str] = set()
-            test = self._generate(n_test, rng, seen)
-            return self._generate(n_train, rng, seen), test
+            return super().held_out(n_train, n_test, seed)
+        rng = random.Random(seed)
         examples = self._load(self.path)
         if self.test_path is not None:
             test_pool = self._load(self.test_path)
@@ -546,21 +545,13 @@ class GsmTask:
             {"steps": len(steps), "answer": str(answer)},
         )
 
-    def _generate(self, n: int, rng: random.Random, seen: set[str]) -> list[Example]:
-        """`n` generated examples whose questions are not in `seen` (which they join)."""
-        out: list[Example] = []
-        dup_run = 0
-        while len(out) < n:
-            ex = self.make_example(rng)
-            if ex.prompt in seen:
-                dup_run += 1
-                if dup_run > _MAX_DUPLICATES_IN_A_ROW:
-                    raise ValueError(f"{self!r} found only {len(out)} new problems of {n} asked")
-                continue
-            dup_run = 0
-            seen.add(ex.prompt)
-            out.append(ex)
-        return out
+    def stream(self, rng: random.Random) -> Iterator[Example]:
+        """Generated problems drawn from `rng` (``generate``/``held_out`` take distinct
+        questions); a task reading files has no stream."""
+        if self.path is not None:
+            raise ValueError(f"{self!r} reads its examples from {self.path}; it has no stream")
+        while True:
+            yield self.make_example(rng)
 
     def _load(self, path: Path) -> list[Example]:
         if path not in self._files:

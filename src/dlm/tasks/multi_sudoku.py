@@ -5,19 +5,24 @@ so seven 6x6 puzzles make a 252-token answer. Every cell depends on its row, col
 and nowhere else, so decoding many tokens per step can go wrong in the way that matters for
 parallel decoding. ``verify`` needs every puzzle solved; ``puzzle_accuracy`` is the share of
 puzzles solved, the finer metric the sampling benchmark reports.
+
+Metrics (``task.metrics``, ``dlm eval --metric NAME``): ``verify`` (every puzzle solved) and
+``puzzle_accuracy`` (the share of puzzles solved).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from transformers import PreTrainedTokenizerFast
 
-from .base import Example
+from .base import Example, Metric, Task
 from .sudoku import SudokuTask
 
 __all__ = ["MultiSudokuTask"]
 
 
-class MultiSudokuTask:
+class MultiSudokuTask(Task):
     name = "multi-sudoku"
 
     def __init__(self, count: int = 7, **sudoku_options) -> None:
@@ -48,10 +53,8 @@ class MultiSudokuTask:
     def generate(self, n: int, seed: int) -> list[Example]:
         return self._group(self.single.generate(n * self.count, seed))
 
-    def generate_splits(
-        self, n_train: int, n_test: int, seed: int
-    ) -> tuple[list[Example], list[Example]]:
-        train, test = self.single.generate_splits(n_train * self.count, n_test * self.count, seed)
+    def held_out(self, n_train: int, n_test: int, seed: int) -> tuple[list[Example], list[Example]]:
+        train, test = self.single.held_out(n_train * self.count, n_test * self.count, seed)
         return self._group(train), self._group(test)
 
     def _parts(self, text: str) -> list[str]:
@@ -71,3 +74,7 @@ class MultiSudokuTask:
 
     def verify(self, example: Example, answer: str) -> bool:
         return self.puzzle_accuracy(example, answer) == 1.0
+
+    @property
+    def metrics(self) -> Mapping[str, Metric]:
+        return {**super().metrics, "puzzle_accuracy": self.puzzle_accuracy}

@@ -37,25 +37,30 @@ DoT itself splits on "+" too; we keep the Implicit-CoT "####" rather than DoT's 
 
 Generation: both operands uniform over the ``digits``-digit numbers (no leading zero), drawn
 from one `random.Random(seed)`; examples are distinct (ordered) operand pairs. In
-`generate_splits` no train example uses a test operand pair in either order.
+`held_out` no train example uses a test operand pair in either order.
 
 Verification: `verify` compares only the final answer (text after the last "####") with the
 true product, as an exact string (the paper's exact match), whatever the rationale says;
 `verify_rationale` checks every partial product and running sum as well. Both compute the
 product from the prompt, not from the stored target. ``bucket`` is "{digits}x{digits}".
 The alphabet is "0123456789*+()# " (with the space).
+
+Metrics (``task.metrics``, ``dlm eval --metric NAME``): ``verify`` (the final answer, the
+paper's exact match) and ``rationale`` (``verify_rationale``: every partial product and
+running sum too).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
-from dlm.tasks.base import Example
-from dlm.tasks.thoughts import ANSWER_MARK, join_with_separator, split_thoughts
+from dlm.errors import DlmUserError
+from dlm.tasks.base import Example, Metric, take_distinct
+from dlm.tasks.thoughts import ANSWER_MARK, ThoughtTask, join_with_separator, split_thoughts
 from dlm.tasks.thoughts import answer_after_mark as answer_of
 
 __all__ = [
@@ -155,7 +160,7 @@ def join_thoughts(parts: Sequence[str]) -> str:
 # Task
 
 
-class MultiplicationTask:
+class MultiplicationTask(ThoughtTask):
     """`digits` x `digits` multiplication (2 <= digits <= 9) in the Implicit-CoT format.
 
     With `cot` (default) the target is the full rationale and the answer; without, only
@@ -195,19 +200,6 @@ class MultiplicationTask:
         """Character-level tokenizer over "0123456789*+()# " (ids 5..20)."""
         return build_char_tokenizer(ALPHABET)
 
-    def generate(self, n: int, seed: int) -> list[Example]:
-        """`n` examples with distinct operand pairs, identical for identical seed and options."""
-        self._check_count(n, self._count**2, "examples")
-        rng = random.Random(seed)
-        seen: set[tuple[int, int]] = set()
-        out: list[Example] = []
-        while len(out) < n:
-            pair = self._draw(rng)
-            if pair not in seen:
-                seen.add(pair)
-                out.append(self.make_example(*pair))
-        return out
-
     def verify(self, example: Example, answer: str) -> bool:
         """True when the text after the last "####" is exactly the product (rationale ignored)."""
         a, b, digits = parse_prompt(example.prompt)
@@ -215,40 +207,28 @@ class MultiplicationTask:
 
     # ---- extras -------------------------------------------------------------------------
 
-    def generate_splits(
-        self, n_train: int, n_test: int, seed: int
-    ) -> tuple[list[Example], list[Example]]:
+    def held_out(self, n_train: int, n_test: int, seed: int) -> tuple[list[Example], list[Example]]:
         """(train, test): distinct pairs, and no test operand pair in train in either order.
 
-        The test examples come first from the seeded stream; train pairs whose unordered pair
-        {a, b} is a test pair are skipped.
+        The test examples come first from the seeded stream of pairs; train pairs whose
+        unordered pair {a, b} is a test pair are skipped. ``generate(n, seed)`` is
+        ``held_out(n, 0, seed)[0]``.
         """
         total = self._count**2
         self._check_count(n_test, total, "test examples")
         self._check_count(n_train, total, "train examples")
-        rng = random.Random(seed)
-        seen: set[tuple[int, int]] = set()
-        test: list[Example] = []
-        while len(test) < n_test:
-            pair = self._draw(rng)
-            if pair not in seen:
-                seen.add(pair)
-                test.append(self.make_example(*pair))
-        held = {(min(p), max(p)) for p in seen}
-        blocked = sum(1 if a == b else 2 for a, b in held)
-        if n_train > total - blocked:
-            raise ValueError(
-                f"{self!r} has only {total - blocked} operand pairs left for train after the "
-                f"{n_test} test pairs, {n_train} asked; ask fewer or raise digits"
-            )
-        train: list[Example] = []
-        while len(train) < n_train:
-            a, b = self._draw(rng)
-            key = (min(a, b), max(a, b))
-            if (a, b) not in seen and key not in held:
-                seen.add((a, b))
-                train.append(self.make_example(a, b))
-        return train, test
+        if n_test:  # the test pairs block 1 or 2 ordered pairs each: is enough left for train?
+            _, test_pairs = take_distinct(self._pairs(seed), 0, n_test, max_repeats=None)
+            blocked = sum(1 if a == b else 2 for a, b in set(map(_unordered, test_pairs)))
+            if n_train > total - blocked:
+                raise DlmUserError(
+                    f"{self!r} has only {total - blocked} operand pairs left for train after "
+                    f"the {n_test} test pairs, {n_train} asked; ask fewer or raise digits"
+                )
+        train, test = take_distinct(
+            self._pairs(seed), n_train, n_test, related=_unordered, max_repeats=None
+        )
+        return [self.make_example(*p) for p in train], [self.make_example(*p) for p in test]
 
     def make_example(self, a: int, b: int) -> Example:
         """The example for a * b (both must have exactly `digits` digits)."""
@@ -272,6 +252,10 @@ class MultiplicationTask:
         want = [*rationale_thoughts(a, b, digits), f"{ANSWER_MARK} {_answer_text(a, b, digits)}"]
         return got == want
 
+    @property
+    def metrics(self) -> Mapping[str, Metric]:
+        return {**super().metrics, "rationale": self.verify_rationale}
+
     def bucket(self, example: Example) -> str:
         """ "{digits}x{digits}", read from the prompt."""
         digits = parse_prompt(example.prompt)[2]
@@ -282,15 +266,22 @@ class MultiplicationTask:
     thoughts = staticmethod(thoughts)
     join_thoughts = staticmethod(join_thoughts)
 
-    def _draw(self, rng: random.Random) -> tuple[int, int]:
-        lo = self._lo
-        return lo + rng.randrange(self._count), lo + rng.randrange(self._count)
+    def _pairs(self, seed: int) -> Iterator[tuple[int, int]]:
+        """Operand pairs (a, b), each uniform over the `digits`-digit numbers, from `seed`."""
+        rng = random.Random(seed)
+        lo, count = self._lo, self._count
+        while True:
+            yield lo + rng.randrange(count), lo + rng.randrange(count)
 
     def _check_count(self, n: int, available: int, what: str) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"the number of {what} must be a non-negative int, got {n!r}")
+            raise DlmUserError(f"the number of {what} must be a non-negative int, got {n!r}")
         if n > available:
-            raise ValueError(
+            raise DlmUserError(
                 f"{self!r} has only {available} distinct operand pairs, {n} {what} asked; "
                 "ask fewer or raise digits"
             )
+
+
+def _unordered(pair: tuple[int, int]) -> tuple[int, int]:
+    return min(pair), max(pair)

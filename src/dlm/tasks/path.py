@@ -18,7 +18,7 @@ distance PD = k-1-sep is the number of steps from the branch point to the goal: 
 choice at all (the shared node is the goal, where chain 2 merges in), PD k-1 means the branch
 is at the start. ``bucket`` is ``f"pd{PD}"``, read from the prompt's graph.
 
-Examples are distinct as graphs (edge set, start, goal), and ``generate_splits`` keeps every
+Examples are distinct as graphs (edge set, start, goal), and ``held_out`` keeps every
 test graph out of train. The random draws differ in order from the reference script, so a seed
 does not reproduce MGDM's released files.
 
@@ -33,18 +33,21 @@ The verifier is strict: the answer must be a non-empty sequence of edges of the 
 starting where the previous one ended, from the start to the goal, visiting no node twice.
 MGDM's judge also accepts the reversed path ("1,2/2,7/..."); that lenient exact-match metric
 is ``paper_metric``, not ``verify``.
+
+Metrics (``task.metrics``, ``dlm eval --metric NAME``): ``verify`` (the strict path check) and
+``paper`` (``paper_metric``: MGDM's exact match with the gold path or the gold path reversed).
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
-from dlm.tasks.base import Example, distinct_splits
+from dlm.tasks.base import Example, Metric, Task
 
 __all__ = [
     "PathTask",
@@ -60,9 +63,6 @@ __all__ = [
 ALPHABET = "0123456789,/-"
 
 Edge = tuple[int, int]
-
-# Stop looking for a new distinct graph after this many duplicates in a row.
-_MAX_DUPLICATES_IN_A_ROW = 10_000
 
 _NODE = r"(?:0|[1-9][0-9]*)"
 _EDGE_RE = re.compile(rf"({_NODE}),({_NODE})")
@@ -185,13 +185,14 @@ def _mentions(k: int, sep: int) -> list[int]:
     return sorted(first + second, reverse=True)
 
 
-class PathTask:
+class PathTask(Task):
     """Two chains of `nodes_per_chain` nodes sharing one node; find the start→goal path.
 
     Node ids are drawn from 0..`nodes`-1 (default 2 * `nodes_per_chain`, as in MGDM).
     """
 
     name: str = "path"
+    unit = "graphs"
 
     def __init__(self, nodes_per_chain: int = 6, nodes: int | None = None) -> None:
         k = int(nodes_per_chain)
@@ -239,26 +240,6 @@ class PathTask:
         """Character-level tokenizer over the digits, ',', '/' and '-'."""
         return build_char_tokenizer(ALPHABET)
 
-    def generate(self, n: int, seed: int) -> list[Example]:
-        """`n` distinct graphs (edge set, start, goal), identical for identical seed and options."""
-        out: list[Example] = []
-        seen: set[tuple[frozenset[Edge], int, int]] = set()
-        dup_run = 0
-        stream = self._stream(random.Random(seed))
-        while len(out) < n:
-            key, ex = next(stream)
-            if key in seen:
-                dup_run += 1
-                if dup_run > _MAX_DUPLICATES_IN_A_ROW:
-                    raise ValueError(
-                        f"{self!r} found only {len(out)} distinct graphs of the {n} asked"
-                    )
-                continue
-            dup_run = 0
-            seen.add(key)
-            out.append(ex)
-        return out
-
     def verify(self, example: Example, answer: str) -> bool:
         """True when `answer` is a valid start→goal path in the prompt's edge set (strict)."""
         try:
@@ -270,16 +251,16 @@ class PathTask:
 
     # ---- extras -------------------------------------------------------------------------
 
-    def generate_splits(
-        self, n_train: int, n_test: int, seed: int
-    ) -> tuple[list[Example], list[Example]]:
-        """(train, test): distinct graphs, no test graph (edge set, start, goal) in train.
+    def distinct_key(self, example: Example) -> tuple[frozenset[Edge], int, int]:
+        """The graph (edge set, start, goal): examples are distinct graphs, and no test graph
+        reappears in train, not even with its edges in another order."""
+        edges, start, goal = parse_prompt(example.prompt)
+        return frozenset(edges), start, goal
 
-        The test graphs come first from the seeded stream; later duplicates are skipped, so a
-        test graph never reappears in train, not even with its edges in another order.
-        """
-        stream = self._stream(random.Random(seed))
-        return distinct_splits(stream, n_train, n_test, "graphs", _MAX_DUPLICATES_IN_A_ROW)
+    def stream(self, rng: random.Random) -> Iterator[Example]:
+        """Graphs drawn from `rng` (``generate``/``held_out`` take distinct ones)."""
+        while True:
+            yield self.make_example(rng)
 
     def bucket(self, example: Example) -> str:
         """f"pd{pd}", pd = nodes_per_chain - 1 - sep (read from the prompt's graph)."""
@@ -299,11 +280,12 @@ class PathTask:
         nodes = [gold[0][0]] + [v for _, v in gold]
         return s in (example.target, format_path(nodes[::-1]))
 
+    @property
+    def metrics(self) -> Mapping[str, Metric]:
+        return {**super().metrics, "paper": self.paper_metric}
+
     def make_example(self, rng: random.Random) -> Example:
         """One graph and its path, drawn from `rng`."""
-        return self._make(rng)[1]
-
-    def _make(self, rng: random.Random) -> tuple[tuple[frozenset[Edge], int, int], Example]:
         k = self.nodes_per_chain
         chain1, chain2, sep = make_chains(rng, k, self.nodes)
         edges = _chain_edges(chain1) + _chain_edges(chain2)
@@ -311,11 +293,4 @@ class PathTask:
         start, goal = chain1[0], chain1[-1]
         prompt = f"{format_edges(edges)}-{start},{goal}"
         meta = {"sep": sep, "pd": k - 1 - sep}
-        key = (frozenset(edges), start, goal)
-        return key, Example(prompt, format_path(chain1), meta)
-
-    def _stream(
-        self, rng: random.Random
-    ) -> Iterator[tuple[tuple[frozenset[Edge], int, int], Example]]:
-        while True:
-            yield self._make(rng)
+        return Example(prompt, format_path(chain1), meta)

@@ -37,12 +37,15 @@ counts the MGDM input lengths suggest). Over very few variables the distinct for
 The verifier checks the rules: the answer (surrounding whitespace ignored) must be exactly n
 characters of ``0``/``1``, n read from the prompt, and satisfy every clause. Any satisfying assignment counts, not just the stored one.
 ``paper_metric`` is MGDM's fallback metric instead: exact match with the stored assignment.
+
+Metrics (``task.metrics``, ``dlm eval --metric NAME``): ``verify`` (the clause check above) and
+``paper`` (``paper_metric``: exact match with the stored assignment, spaces ignored).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from itertools import islice
 
@@ -50,7 +53,7 @@ import pycosat
 from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
-from dlm.tasks.base import Example, distinct_splits
+from dlm.tasks.base import Example, Metric, Task
 
 __all__ = [
     "SatTask",
@@ -76,8 +79,6 @@ Clause = tuple[int, ...]
 
 # Give up making one instance after this many unsatisfiable (or non-unique) formulas in a row.
 _MAX_ATTEMPTS = 20_000
-# Stop looking for a new distinct formula after this many duplicates in a row.
-_MAX_DUPLICATES_IN_A_ROW = 10_000
 
 _LETTER_TO_LITERAL = {ch: i + 1 for i, ch in enumerate(POSITIVE)} | {
     ch: -(i + 1) for i, ch in enumerate(NEGATIVE)
@@ -170,7 +171,7 @@ def formula_key(clauses: Sequence[Clause]) -> frozenset[frozenset[int]]:
     return frozenset(frozenset(c) for c in clauses)
 
 
-class SatTask:
+class SatTask(Task):
     """Random 3-SAT with `variables` (3..12) variables and `clauses` clauses.
 
     `clauses` defaults to the Crawford–Auton threshold count (41 / 46 / 52 for n = 5 / 7 / 9).
@@ -178,6 +179,7 @@ class SatTask:
     """
 
     name: str = "sat"
+    unit = "formulas"
 
     def __init__(
         self, variables: int = 5, clauses: int | None = None, unique: bool = False
@@ -213,27 +215,6 @@ class SatTask:
         """Character-level tokenizer over '0', '1', ',', a-l and A-L (the same for every n)."""
         return build_char_tokenizer(ALPHABET)
 
-    def generate(self, n: int, seed: int) -> list[Example]:
-        """`n` distinct formulas (as sets of clauses), identical for identical seed and options."""
-        out: list[Example] = []
-        seen: set[frozenset[frozenset[int]]] = set()
-        dup_run = 0
-        stream = self._stream(random.Random(seed))
-        while len(out) < n:
-            key, ex = next(stream)
-            if key in seen:
-                dup_run += 1
-                if dup_run > _MAX_DUPLICATES_IN_A_ROW:
-                    raise ValueError(
-                        f"{self!r} found only {len(out)} distinct formulas of the {n} asked; "
-                        "raise variables or change clauses"
-                    )
-                continue
-            dup_run = 0
-            seen.add(key)
-            out.append(ex)
-        return out
-
     def verify(self, example: Example, answer: str) -> bool:
         """True when `answer` is n '0'/'1' characters that satisfy every clause of the prompt."""
         try:
@@ -245,15 +226,17 @@ class SatTask:
 
     # ---- extras -------------------------------------------------------------------------
 
-    def generate_splits(
-        self, n_train: int, n_test: int, seed: int
-    ) -> tuple[list[Example], list[Example]]:
-        """(train, test): distinct formulas, no test formula (as a set of clauses) in train.
+    def distinct_key(self, example: Example) -> frozenset[frozenset[int]]:
+        """The formula as a set of clauses: generated formulas are distinct as such, and no
+        test formula is in train in any order of its clauses or literals."""
+        return formula_key(parse_formula(example.prompt))
 
-        The test formulas come first from the seeded stream; later duplicates are skipped.
-        """
-        stream = self._stream(random.Random(seed))
-        return distinct_splits(stream, n_train, n_test, "formulas", _MAX_DUPLICATES_IN_A_ROW)
+    def stream(self, rng: random.Random) -> Iterator[Example]:
+        """Kept formulas drawn from `rng` (``generate``/``held_out`` take distinct ones)."""
+        while True:
+            clauses, target = self.make_instance(rng)
+            meta = {"n": self.variables, "m": self.clauses}
+            yield Example(format_formula(clauses), target, meta)
 
     def bucket(self, example: Example) -> str:
         """f"n{n}", n the number of variables (the highest variable letter of the prompt)."""
@@ -267,6 +250,10 @@ class SatTask:
     def paper_metric(self, example: Example, answer: str) -> bool:
         """MGDM's fallback metric: exact match with the stored assignment (spaces ignored)."""
         return "".join(answer.split()) == example.target
+
+    @property
+    def metrics(self) -> Mapping[str, Metric]:
+        return {**super().metrics, "paper": self.paper_metric}
 
     def make_instance(self, rng: random.Random) -> tuple[list[Clause], str]:
         """One kept formula and the target assignment string, drawn from `rng`."""
@@ -286,9 +273,3 @@ class SatTask:
             f"(the threshold count for n={n} is {crawford_auton_clauses(n)})"
             + (" or drop `unique`" if self.unique else "")
         )
-
-    def _stream(self, rng: random.Random) -> Iterator[tuple[frozenset[frozenset[int]], Example]]:
-        while True:
-            clauses, target = self.make_instance(rng)
-            meta = {"n": self.variables, "m": self.clauses}
-            yield formula_key(clauses), Example(format_formula(clauses), target, meta)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlm.errors import DlmUserError
+
 __all__ = ["SPLITS", "split_options"]
 
 SPLITS: dict[str, dict[str, dict[str, Any]]] = {
@@ -50,7 +52,7 @@ def split_options(
         known = SPLITS.get(task, {})
         if split not in known:
             listed = ", ".join(known) if known else "none (use --option key=value)"
-            raise ValueError(f"task {task!r} has no split {split!r}; its splits: {listed}")
+            raise DlmUserError(f"task {task!r} has no split {split!r}; its splits: {listed}")
         merged.update(known[split])
     merged.update(options or {})
     return merged

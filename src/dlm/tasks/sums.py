@@ -15,23 +15,27 @@ many digits at once is right where the model is sure and wrong where it guesses 
 
 ``verify`` needs every sum right; ``sum_accuracy`` (the benchmark's metric) is the share of sums
 right; both recompute the sums from the operands written in the answer's own template.
+
+Metrics (``task.metrics``, ``dlm eval --metric NAME``): ``verify`` (every sum right) and
+``sum_accuracy`` (the share of sums right).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
 from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
-from dlm.tasks.base import Example
+from dlm.tasks.base import Example, Metric, Task
 
 __all__ = ["SumsTask"]
 
 ALPHABET = "0123456789+=;"
 
 
-class SumsTask:
+class SumsTask(Task):
     """``problems`` inline sums of ``digits``-digit numbers; the answers are the slots."""
 
     name = "sums"
@@ -64,6 +68,8 @@ class SumsTask:
         return f"{a}+{b}={str(a + b).zfill(self.digits + 1)};"
 
     def generate(self, n: int, seed: int) -> list[Example]:
+        """``n`` pages from ``seed``; pages repeat with probability ~0 (random sums), so
+        nothing is done to keep them distinct."""
         rng = random.Random(seed)
         out = []
         for _ in range(n):
@@ -72,9 +78,7 @@ class SumsTask:
             out.append(Example(prompt, target))
         return out
 
-    def generate_splits(
-        self, n_train: int, n_test: int, seed: int
-    ) -> tuple[list[Example], list[Example]]:
+    def held_out(self, n_train: int, n_test: int, seed: int) -> tuple[list[Example], list[Example]]:
         """Train and test pages from one stream; pages repeat with probability ~0 (64 random sums)."""
         pages = self.generate(n_train + n_test, seed)
         return pages[:n_train], pages[n_train:]
@@ -112,6 +116,6 @@ class SumsTask:
     def bucket(self, example: Example) -> str:
         return f"{self.problems}x{self.digits}"
 
-    def answer_of(self, text: str) -> str | None:
-        text = text.strip()
-        return text or None
+    @property
+    def metrics(self) -> Mapping[str, Metric]:
+        return {**super().metrics, "sum_accuracy": self.sum_accuracy}

@@ -21,10 +21,12 @@ to repair a thought in the light of what follows. The choice is drawn once per p
 from __future__ import annotations
 
 import random
+from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
 
-from .base import Example
+from dlm.errors import DlmUserError
+
+from .base import Example, Task
 
 __all__ = [
     "ANSWER_MARK",
@@ -36,6 +38,7 @@ __all__ = [
     "split_thoughts",
     "multipass_examples",
     "pass_prompt",
+    "require_thoughts",
 ]
 
 #: Written before the final answer in the Implicit-CoT format (``... #### 460``).
@@ -88,25 +91,34 @@ def join_with_separator(parts: Sequence[str], separator: str) -> str:
     return text
 
 
-@runtime_checkable
-class ThoughtTask(Protocol):
-    """A task whose targets are chains of thoughts ending in an answer thought."""
+class ThoughtTask(Task):
+    """A task whose targets are chains of thoughts ending in an answer thought.
 
-    def thoughts(self, target: str) -> list[str]: ...
+    ``answer_of`` (from ``Task``) must return None for a thought that carries no answer: the
+    multi-pass sampler goes on until a thought has one.
+    """
 
-    def join_thoughts(self, parts: Sequence[str]) -> str: ...
+    @abstractmethod
+    def thoughts(self, target: str) -> list[str]:
+        """The thoughts of ``target``, the answer part last."""
 
-    def answer_of(self, text: str) -> str | None: ...
+    @abstractmethod
+    def join_thoughts(self, parts: Sequence[str]) -> str:
+        """The inverse of ``thoughts``: the first k thoughts joined give the target's start."""
 
 
-def _require_thoughts(task: object) -> ThoughtTask:
+def require_thoughts(task: object) -> ThoughtTask:
+    """``task`` as a ``ThoughtTask``; a DlmUserError naming it when it has no thoughts."""
     if not isinstance(task, ThoughtTask):
-        name = getattr(task, "name", type(task).__name__)
-        raise ValueError(
+        name = task.name if isinstance(task, Task) else type(task).__name__
+        raise DlmUserError(
             f"task {name!r} has no chain of thought to split into passes; multi-pass needs a "
             "task with thoughts (multiplication, boolean, gsm)"
         )
     return task
+
+
+_require_thoughts = require_thoughts  # the name dlm.evaluation.multipass imports
 
 
 def pass_prompt(task: ThoughtTask, question: str, done: Sequence[str]) -> str:
@@ -121,9 +133,9 @@ def multipass_examples(
 
     ``meta`` keeps the original example's metadata plus ``pass`` (k, from 0) and ``coupled``.
     """
-    task = _require_thoughts(task)
+    task = require_thoughts(task)
     if not 0.0 <= coupled_prob <= 1.0:
-        raise ValueError(f"coupled_prob must lie in [0, 1]; got {coupled_prob}")
+        raise DlmUserError(f"coupled_prob must lie in [0, 1]; got {coupled_prob}")
     rng = random.Random(seed)
     out: list[Example] = []
     for example in examples:

@@ -86,11 +86,7 @@ def prepare_data(config: TrainConfig) -> Prepared:
     if data.task is not None:
         task = get_task(data.task, **data.task_options)
         tokenizer = task.tokenizer()
-        if hasattr(task, "generate_splits"):
-            train, held_out = task.generate_splits(data.n_train, data.n_eval, seed=data.seed)
-        else:
-            train = task.generate(data.n_train, seed=data.seed)
-            held_out = task.generate(data.n_eval, seed=data.seed + 1)
+        train, held_out = task.held_out(data.n_train, data.n_eval, seed=data.seed)
         if data.multipass:
             train = multipass_examples(task, train, coupled_prob=data.coupled_prob, seed=data.seed)
         elif data.coupled_prob:
@@ -109,7 +105,7 @@ def prepare_data(config: TrainConfig) -> Prepared:
         raise DataError(
             "the training set is empty; raise data.n_train or add examples to data.train_file"
         )
-    if task is not None and hasattr(task, "slots"):  # answers inside a pinned template
+    if task is not None and task.slots is not None:  # answers inside a pinned template
         tensors = encode_slots(
             tokenizer,
             [e.prompt for e in train],
