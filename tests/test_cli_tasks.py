@@ -138,3 +138,100 @@ def test_eval_errors(path_model, capsys):
     assert "voting needs several samples" in capsys.readouterr().err
     assert main(["eval", "--model", str(path_model), "--samples", "2"]) == 2
     assert "temperature" in capsys.readouterr().err
+
+
+def test_eval_reports_each_requested_metric_overall_and_per_bucket(path_model, tmp_path, capsys):
+    report_path = tmp_path / "metrics.json"
+    argv = ["eval", "--model", str(path_model), "--steps", "4", "--json", str(report_path)]
+    assert main([*argv, "--metric", "verify", "--metric", "paper"]) == 0
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.splitlines() if "paper" in line)
+    assert header.split() == ["verify", "paper"]
+    report = json.loads(report_path.read_text())
+    metrics, per_bucket = report["metrics"], report["bucket_metrics"]
+    assert list(metrics) == ["verify", "paper"]
+    assert metrics["verify"] == report["accuracy"]
+    # The path is unique, so the strict check passes only gold answers, which MGDM's judge
+    # (gold or reversed) passes too.
+    assert metrics["paper"] >= metrics["verify"]
+    assert set(per_bucket) == set(report["buckets"])
+    for label, bucket in report["buckets"].items():
+        assert per_bucket[label]["verify"] == bucket["accuracy"]
+    for name in metrics:  # the buckets' metrics average back to the overall value
+        total = sum(per_bucket[k][name] * b["n"] for k, b in report["buckets"].items())
+        assert total / report["n_eval"] == pytest.approx(metrics[name])
+    # A comma list asks for the same metrics; without --metric only the verifier is reported.
+    assert main([*argv, "--metric", "paper,verify"]) == 0
+    assert list(json.loads(report_path.read_text())["metrics"]) == ["paper", "verify"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "paper" not in capsys.readouterr().out
+    assert json.loads(report_path.read_text())["metrics"] == {"verify": metrics["verify"]}
+
+
+def test_eval_unknown_metric_is_a_one_line_error(path_model, capsys):
+    argv = ["eval", "--model", str(path_model), "--metric", "verify,lenient"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [
+        "dlm eval: error: task 'path' has no metric 'lenient'; its metrics: verify, paper"
+    ]
+    assert "accuracy" not in captured.out  # nothing was evaluated
+
+
+def test_eval_metric_values_on_scripted_answers(tmp_path, capsys, monkeypatch):
+    """A stand-in model answers the gold path for half the graphs and the reversed path for the
+    rest: the strict verifier passes half, MGDM's judge (gold or reversed) passes all."""
+    import torch
+
+    import dlm.cli.evaluate as evaluate
+    import dlm.evaluation.task_eval as task_eval
+    from dlm.data.char_tokenizer import EOS_ID
+    from dlm.sampling import GenerationOutput
+    from dlm.tasks.path import format_path, parse_edges
+
+    task = get_task("path", nodes_per_chain=4)
+    tok = task.tokenizer()
+    examples = task.generate(8, seed=5)
+    data = tmp_path / "test.jsonl"
+    data.write_text("".join(json.dumps(e.to_json()) + "\n" for e in examples))
+
+    answers = {}
+    for i, e in enumerate(examples):
+        edges = parse_edges(e.target)
+        nodes = [edges[0][0]] + [v for _, v in edges]
+        answers[e.prompt] = e.target if i % 2 == 0 else format_path(nodes[::-1])
+
+    class Scripted:
+        is_autoregressive = False
+
+    def scripted_generate(model, input_ids, attention_mask, *, max_new_tokens, **options):
+        rows = []
+        for ids, mask in zip(input_ids.tolist(), attention_mask.tolist(), strict=True):
+            kept = [t for t, m in zip(ids, mask, strict=True) if m]
+            row = tok.encode(answers[tok.decode(kept, skip_special_tokens=True)])
+            row = row[: max_new_tokens - 1] + [EOS_ID]
+            rows.append(row + [EOS_ID] * (max_new_tokens - len(row)))
+        generated = torch.tensor(rows)
+        seq = torch.cat([input_ids, generated], 1)
+        return GenerationOutput(seq, input_ids.shape[1], 3, 0.1, int(generated.numel()))
+
+    monkeypatch.setattr(evaluate, "load_model_and_tokenizer", lambda path: (Scripted(), tok))
+    monkeypatch.setattr(task_eval, "generate", scripted_generate)
+    out = tmp_path / "report.json"
+    argv = ["eval", "--model", str(tmp_path), "--task", "path", "--option", "nodes_per_chain=4"]
+    argv += ["--data", str(data), "--metric", "verify,paper", "--json", str(out)]
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["accuracy"] == 0.5 and report["correct"] == 4
+    assert report["metrics"] == {"verify": 0.5, "paper": 1.0}
+    expected = {}
+    for i, e in enumerate(examples):
+        tally = expected.setdefault(task.bucket(e), [0, 0])
+        tally[0] += i % 2 == 0
+        tally[1] += 1
+    assert report["bucket_metrics"] == {
+        label: {"verify": hits / n, "paper": 1.0} for label, (hits, n) in sorted(expected.items())
+    }
+    printed = capsys.readouterr().out
+    assert "     all    50.0%   100.0%" in printed

@@ -75,4 +75,4 @@ def test_every_task_bounds_its_answer_length(name: str) -> None:
     tok = task.tokenizer()
     examples = task.generate(20, seed=0)
     longest = max(len(tok.encode(e.target, add_special_tokens=False)) for e in examples)
-    assert task.max_answer_tokens >= longest + (0 if hasattr(task, "slots") else 1)
+    assert task.max_answer_tokens >= longest + (0 if task.slots is not None else 1)
