@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from dlm.errors import SettingsError
 from dlm.sampling import (
     factor_commit,
     generate,
@@ -12,7 +13,6 @@ from dlm.sampling import (
     threshold_commit,
 )
 from dlm.sampling.canvas import build_canvas
-from dlm.sampling.forward import make_step_forward
 from helpers import EOS_ID, MASK_ID, PAD_ID, tiny_model
 
 
@@ -127,10 +127,11 @@ def test_cached_forward_is_exact_while_nothing_changed(cache, arch_name, shift):
     canvas = build_canvas(ids, mask, 12, mask_token_id=MASK_ID, pad_token_id=PAD_ID)
     canvas.tokens[:, 5:9] = torch.randint(5, 40, (2, 4))  # some committed tokens before the block
     block = plan_blocks(canvas.prompt_length, 12, 4, 6)[1]
-    full = make_step_forward(model, canvas, "none", False)
-    cached = make_step_forward(model, canvas, cache, False)
-    full.start_block(block)
-    cached.start_block(block)
+    layout = dict(prompt_length=canvas.prompt_length, batch=2)
+    full = model.step_forward(canvas.attention_mask, canvas.tokens.shape[1], **layout)
+    cached = model.step_forward(canvas.attention_mask, canvas.tokens.shape[1], cache=cache, **layout)
+    full.start_block(block.start, block.end)
+    cached.start_block(block.start, block.end)
     reference = full(canvas.tokens)
     first = cached(canvas.tokens)  # the refresh: one full forward
     second = cached(canvas.tokens)  # reuses the cache
@@ -183,7 +184,7 @@ def test_stream_events_rebuild_the_generated_canvas():
     prompts = torch.randint(5, 40, (2, 4), generator=torch.Generator().manual_seed(5))
     options = dict(max_new_tokens=8, steps=4, block_length=4, seed=1)
     out = generate(model, prompts, **options)
-    events = list(model.stream(prompts, **options))
+    events = list(stream(model, prompts, **options))
     assert [e.step for e in events] == list(range(len(events)))
     assert events[-1].nfe == out.nfe
     rebuilt = torch.full((2, 8), MASK_ID)
@@ -218,7 +219,7 @@ def test_eos_penalty_by_hand_and_in_the_loop():
         model.backbone.get_output_embeddings().weight[EOS_ID] *= 0
         model.backbone.get_output_embeddings().weight[EOS_ID, 0] = 0.0
     first = next(
-        iter(model.stream(torch.randint(5, 40, (4, 3)), max_new_tokens=6, eos_penalty=50.0))
+        iter(stream(model, torch.randint(5, 40, (4, 3)), max_new_tokens=6, eos_penalty=50.0))
     )
     assert not ((first.region == EOS_ID) | (first.region == PAD_ID))[first.committed].any()
 
@@ -247,10 +248,8 @@ def test_compiled_forward_gives_the_same_tokens_and_is_reused():
 
 
 def test_stream_rejects_unknown_options():
-    with pytest.raises(ValueError, match=r"unknown sampler options \['blocklength'\]"):
-        next(
-            iter(tiny_model().stream(torch.randint(5, 40, (1, 3)), max_new_tokens=4, blocklength=2))
-        )
+    with pytest.raises(SettingsError, match=r"unknown sampler argument setting 'blocklength'; did you mean 'block_length'"):
+        next(iter(stream(tiny_model(), torch.randint(5, 40, (1, 3)), max_new_tokens=4, blocklength=2)))
 
 
 def test_blocks_of_pinned_tokens_get_no_steps():
@@ -271,13 +270,15 @@ def test_blocks_of_pinned_tokens_get_no_steps():
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"threshold": 1.5}, "threshold is a probability"),
-        ({"factor": 0.0}, "factor must be positive"),
+        ({"threshold": 1.5}, r"'threshold' must be in \[0, 1\]; got 1.5"),
+        ({"factor": 0.0}, r"'factor' must be in \(0, inf\); got 0.0"),
         ({"threshold": 0.9, "factor": 1.0}, "either threshold or factor"),
-        ({"cache": "paged"}, "unknown cache"),
-        ({"block_length": 0}, "block_length must be at least 1"),
+        ({"cache": "paged"}, "'cache' must be one of: none, prefix, dual; got 'paged'"),
+        ({"block_length": 0}, r"'block_length' must be in \[1, inf\); got 0"),
+        ({"top_p": 0.0}, r"'top_p' must be in \(0, 1\]"),
+        ({"policy": "greedy"}, "'policy' must be one of: random, confidence"),
     ],
 )
 def test_bad_sampler_options_are_clear_errors(options, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SettingsError, match=message):
         generate(tiny_model(), torch.randint(5, 40, (1, 3)), max_new_tokens=4, **options)

@@ -221,7 +221,7 @@ def test_autoregressive_model_decodes_greedily_left_to_right():
     model = tiny_model(attention="causal")
     model.config.eos_token_id = None
     prompt = torch.randint(5, 40, (1, 4))
-    out = model.generate(prompt, max_new_tokens=5)
+    out = generate(model, prompt, max_new_tokens=5)
     x = prompt.clone()
     for _ in range(5):
         nxt = model(torch.cat([x, torch.zeros(1, 1, dtype=torch.long)], 1))[:, -1].argmax(

@@ -31,6 +31,7 @@ from dlm.errors import DlmUserError
 
 from .attention import ATTENTION_MODES, build_attention, set_causal
 from .backbones import max_positions
+from .cache import CachedStepForward, FullStepForward, build_step_forward
 
 __all__ = [
     "DiffusionConfig",
@@ -72,6 +73,9 @@ class DiffusionConfig:
     anneal_steps: int = 0
     pad_token_id: int | None = None
     eos_token_id: int | None = None
+    #: the sampler defaults this checkpoint was published with (``SamplerSettings`` fields);
+    #: ``dlm.sampling.generate`` lays the caller's arguments over them
+    generation: dict[str, Any] | None = None
     format_version: int = 1
 
     def __post_init__(self) -> None:
@@ -110,6 +114,9 @@ class DiffusionLM(nn.Module):
         self.backbone = backbone
         self.config = config
         self._causal_state: bool | None = None
+        # the attention mode is set here, once: every public forward is bidirectional unless
+        # the model is an AR twin (an annealed model's training forward passes its own mask)
+        self.set_causal(self.is_autoregressive)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -125,16 +132,26 @@ class DiffusionLM(nn.Module):
         return max_positions(self.backbone.config)
 
     @property
+    def generation_defaults(self) -> dict[str, Any]:
+        """The checkpoint's saved sampler defaults (``{}`` when it has none)."""
+        return dict(self.config.generation or {})
+
+    @generation_defaults.setter
+    def generation_defaults(self, values: dict[str, Any] | None) -> None:
+        self.config.generation = dict(values) if values else None
+
+    @property
     def is_autoregressive(self) -> bool:
         return self.config.attention == "causal"
 
     # ------------------------------------------------------------------ forward
-    def _set_causal(self, causal: bool) -> None:
+    def set_causal(self, causal: bool) -> None:
+        """Run the backbone's attention modules causally (AR) or bidirectionally."""
         if self._causal_state is not causal:
             set_causal(self.backbone, causal)
             self._causal_state = causal
 
-    def _check_length(self, length: int) -> None:
+    def check_length(self, length: int) -> None:
         limit = self.max_positions
         if limit is not None and length > limit:
             raise DlmUserError(
@@ -142,7 +159,7 @@ class DiffusionLM(nn.Module):
                 "shorten the prompt or max_new_tokens, or use a model with more positions"
             )
 
-    def _backend_mask(self, mask: torch.Tensor | None) -> torch.Tensor | None:
+    def backend_mask(self, mask: torch.Tensor | None) -> torch.Tensor | None:
         """Boolean masks for SDPA; an additive float mask for eager attention."""
         if mask is None or getattr(self.backbone.config, "_attn_implementation", "sdpa") != "eager":
             return mask
@@ -165,7 +182,7 @@ class DiffusionLM(nn.Module):
         the Bernoulli rate of the ``annealed`` mode (None means fully annealed, i.e.
         bidirectional, which is how an annealed model is sampled).
         """
-        self._check_length(input_ids.shape[1])
+        self.check_length(input_ids.shape[1])
         ratio = 1.0 if anneal_ratio is None else anneal_ratio
         att = build_attention(
             self.config.attention,
@@ -175,49 +192,49 @@ class DiffusionLM(nn.Module):
             device=input_ids.device,
             generator=generator,
         )
-        self._set_causal(att.causal)
+        self.set_causal(att.causal)
         logits, _ = self.backbone_call(
-            input_ids, self._backend_mask(att.attention_mask), att.position_ids
+            input_ids, self.backend_mask(att.attention_mask), att.position_ids
         )
         return shift_logits(logits, attention_mask) if self.config.shift else logits
 
-    def canvas_forward(
+    def step_forward(
         self,
         attention_mask: torch.Tensor | None,
-        seq_len: int,
-        device: torch.device | None = None,
+        length: int,
         *,
+        prompt_length: int,
+        batch: int,
+        cache: str = "none",
         compile: bool = False,
-    ) -> Callable[[torch.Tensor], torch.Tensor]:
-        """A function of the tokens alone giving aligned logits for one fixed canvas layout.
+        window_at_block: bool = False,
+    ) -> FullStepForward | CachedStepForward:
+        """The step forward a sampler calls for one canvas layout (see ``dlm.models.cache``).
 
-        The attention inputs are built once (the sampler calls it every step). With
-        ``compile`` the forward runs through ``torch.compile(mode="reduce-overhead")``, which
-        on a GPU replays a captured CUDA graph (the canvas has a static shape); the compiled
-        function is kept on the model, so later calls with the same shapes reuse it. An
-        annealed model is sampled bidirectionally.
+        ``cache`` is ``none`` (the whole canvas each step, exact; ``compile`` replays it as a
+        CUDA graph on a GPU), ``prefix`` or ``dual`` (Fast-dLLM's caches, refreshed at each
+        block start). Every kind runs the LM head only on the columns a step reads.
         """
-        self._check_length(seq_len)
-        mode = "bidirectional" if self.config.attention == "annealed" else self.config.attention
-        att = build_attention(mode, attention_mask, seq_len, device=device)
-        self._set_causal(att.causal)
-        mask, positions = self._backend_mask(att.attention_mask), att.position_ids
-        run = self._compiled_canvas_logits if compile else self._canvas_logits
-        return lambda input_ids: run(input_ids, mask, positions, attention_mask)
+        return build_step_forward(
+            self, attention_mask, length, self.device, prompt_length=prompt_length, batch=batch,
+            cache=cache, compile=compile, window_at_block=window_at_block,
+        )
 
-    def _canvas_logits(
+    def head_logits(
         self,
         input_ids: torch.Tensor,
         mask: torch.Tensor | None,
         positions: torch.Tensor | None,
-        padding: torch.Tensor | None,
+        keep: torch.Tensor,
     ) -> torch.Tensor:
-        logits, _ = self.backbone_call(input_ids, mask, positions)
-        return shift_logits(logits, padding) if self.config.shift else logits
+        """Raw backbone logits at output columns ``keep`` only (the LM head runs nowhere else)."""
+        logits, _ = self.backbone_call(input_ids, mask, positions, logits_to_keep=keep)
+        return logits
 
     @functools.cached_property
-    def _compiled_canvas_logits(self) -> Callable[..., torch.Tensor]:
-        return torch.compile(self._canvas_logits, mode="reduce-overhead", dynamic=False)
+    def compiled_head_logits(self) -> Callable[..., torch.Tensor]:
+        """``head_logits`` through ``torch.compile(mode="reduce-overhead")``, kept on the model."""
+        return torch.compile(self.head_logits, mode="reduce-overhead", dynamic=False)
 
     def backbone_call(
         self,
@@ -227,14 +244,21 @@ class DiffusionLM(nn.Module):
         *,
         cache: Any = None,
         use_cache: bool = False,
+        logits_to_keep: torch.Tensor | int = 0,
     ) -> tuple[torch.Tensor, Any]:
-        """Raw (unshifted) backbone logits and, with ``use_cache``, the key/value cache."""
+        """Raw (unshifted) backbone logits and, with ``use_cache``, the key/value cache.
+
+        ``logits_to_keep`` (a 1-D tensor of output columns, or 0 for all) limits where the LM
+        head runs.
+        """
         kwargs: dict[str, Any] = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "position_ids": position_ids,
             "use_cache": use_cache,
         }
+        if not (isinstance(logits_to_keep, int) and logits_to_keep == 0):
+            kwargs["logits_to_keep"] = logits_to_keep
         if cache is not None:
             kwargs[self._cache_argument] = cache
         out = self.backbone(**kwargs)

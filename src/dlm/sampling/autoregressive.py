@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from dlm.errors import SettingsError
+from dlm.models.modes import eval_mode
+
 from .canvas import left_pad, trim_after_eos
 
 if TYPE_CHECKING:
@@ -40,25 +43,22 @@ def ar_generate(
         mask = torch.ones_like(ids)
     limit = model.max_positions
     if limit is not None and ids.shape[1] + max_new_tokens > limit:
-        raise ValueError(
+        raise SettingsError(
             f"prompt ({ids.shape[1]} tokens) + max_new_tokens ({max_new_tokens}) exceeds the "
             f"model's {limit} positions; shorten the prompt or lower max_new_tokens"
         )
-    was_training = model.training
-    model.eval()
-    model._set_causal(True)
     start = time.perf_counter()
-    out = model.backbone.generate(
-        input_ids=ids,
-        attention_mask=mask,
-        max_new_tokens=max_new_tokens,
-        min_new_tokens=0,
-        do_sample=False,
-        eos_token_id=cfg.eos_token_id,
-        pad_token_id=pad_id,
-    )
+    with eval_mode(model):  # an AR twin's attention is causal from the moment it is built
+        out = model.backbone.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=0,
+            do_sample=False,
+            eos_token_id=cfg.eos_token_id,
+            pad_token_id=pad_id,
+        )
     wall = time.perf_counter() - start
-    model.train(was_training)
     nfe = out.shape[1] - ids.shape[1]
     if out.shape[1] < ids.shape[1] + max_new_tokens:
         pad = torch.full(

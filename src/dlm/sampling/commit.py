@@ -2,8 +2,8 @@
 
 * ``schedule``: a fixed count per row from the noise schedule (``schedule.commit_counts``),
   the top ones by the policy's score; everything left on the block's last step.
-* ``threshold`` (Fast-dLLM): every position whose proposal probability is strictly above
-  tau, and always each row's best-scored position, so every step makes progress.
+* ``threshold`` (Fast-dLLM): every position whose proposal probability is at least tau (as
+  Fast-dLLM's ``>=``), and always each row's best-scored position, so every step makes progress.
 * ``factor`` (Fast-dLLM's later rule): rank positions by probability; rank r (from 1) is
   committed iff its probability is at least 1 - factor / (r + 1); rank 1 always.
 
@@ -22,9 +22,9 @@ __all__ = ["threshold_commit", "factor_commit"]
 def threshold_commit(
     scores: torch.Tensor, confidence: torch.Tensor, eligible: torch.Tensor, threshold: float
 ) -> torch.Tensor:
-    """(B, N) bool: the best-scored eligible position of each row, plus all above ``threshold``."""
-    best = select_top_k(scores, eligible, eligible.any(1).long())
-    return best | (eligible & (confidence > threshold))
+    """(B, N) bool: the best-scored eligible position of each row, plus all at or above ``threshold``."""
+    best = select_top_k(scores, eligible, eligible.any(1).long(), kmax=1)
+    return best | (eligible & (confidence >= threshold))
 
 
 def factor_commit(confidence: torch.Tensor, eligible: torch.Tensor, factor: float) -> torch.Tensor:

@@ -1,63 +1,52 @@
-"""The sampling loop, as an iterator of step events shared by ``generate`` and ``stream``.
+"""The sampling loop: ``SamplingRun`` steps a canvas to the end, yielding events when asked.
 
-Each step: logits of the current block (full forward or cached; reused when the previous step
-changed nothing) -> optional PAD/EOS penalty -> token proposal -> position scores -> commit
-rule -> write -> EOS stopping -> event. Everything is batched over rows: per-row counts,
-per-row thresholds, rows that finish early simply stop changing.
+Each step: logits of the current block from the model's step forward (full or cached; reused
+when the previous step committed nothing) -> optional PAD/EOS penalty -> token proposal ->
+position scores -> commit rule -> write -> EOS stopping -> (event). Everything is batched over
+rows: per-row counts, per-row thresholds; rows that finish early stop changing.
+
+Host synchronisations are counted, not scattered:
+
+* fixed schedules (``steps``) run a known number of steps per block with none per step: the
+  counts come from the schedule, writes are ``torch.where``, nothing asks the device whether a
+  mask is left. One read per block (is anything left to fill; the linear schedule's largest
+  count per step, which also says which steps commit nothing and can reuse the last logits);
+* adaptive rules (``threshold``, ``factor``) read once per step whether the block is full;
+* events (the committed positions and a copy of the region) are built only when the caller
+  streams or keeps the history.
+
+A row whose EOS has nothing masked before it is finished (the rest becomes padding) unless
+``stop_at_eos`` is off; the loop skips a block only when nothing in it is left to fill, so a
+block whose rows all finished mid-way still runs its remaining steps (they commit nothing).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
-from .blocks import plan_blocks
+from .blocks import Block, plan_blocks
 from .canvas import Canvas
 from .commit import factor_commit, threshold_commit
 from .events import StepEvent
-from .forward import make_step_forward
 from .policies import gumbel_like, score_positions, select_top_k
-from .proposal import penalize_end_tokens, propose
-from .schedule import commit_counts, time_grid
+from .proposal import Proposal, penalize_end_tokens, propose
+from .schedule import commit_counts, dream_count, dream_ratios, time_grid
+from .settings import SamplerSettings
 
 if TYPE_CHECKING:
     from dlm.models import DiffusionLM
 
-__all__ = ["SamplerSettings", "SamplingRun"]
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """Everything the loop needs to know besides the model and the canvas."""
-
-    steps: int
-    policy: str = "confidence"
-    temperature: float = 0.0
-    top_p: float | None = None
-    top_k: int | None = None
-    policy_temperature: float = 0.0
-    eps: float = 1e-3
-    remask_noise: float = 0.5
-    block_length: int | None = None
-    threshold: float | None = None
-    factor: float | None = None
-    cache: str = "none"
-    compile: bool = False
-    eos_penalty: float = 0.0
-
-    @property
-    def adaptive(self) -> bool:
-        """Threshold and factor rules choose their own number of steps."""
-        return self.threshold is not None or self.factor is not None
+__all__ = ["SamplingRun", "finish_rows"]
 
 
 def finish_rows(
     region: torch.Tensor, masked: torch.Tensor, eos_token_id: int | None, pad_token_id: int
 ) -> torch.Tensor:
-    """Fill with padding the masks after an EOS that has nothing masked before it."""
+    """Fill with padding the masks after an EOS that has nothing masked before it (in place on
+    ``region``); returns the masks left."""
     if eos_token_id is None:
         return masked
     is_eos = (region == eos_token_id) & ~masked
@@ -65,14 +54,21 @@ def finish_rows(
     stop_here = is_eos & (masked_before == 0)
     after_stop = (stop_here.long().cumsum(1) - stop_here.long()) > 0
     fill = masked & after_stop
-    if fill.any():
-        region.masked_fill_(fill, pad_token_id)
-        masked = masked & ~fill
-    return masked
+    region.copy_(torch.where(fill, pad_token_id, region))
+    return masked & ~fill
+
+
+def first_of(eligible: torch.Tensor) -> torch.Tensor:
+    """(B, n) bool: each row's leftmost eligible position."""
+    return eligible & (eligible.long().cumsum(1) == 1)
 
 
 class SamplingRun:
-    """Iterate to sample; afterwards ``tokens`` holds the canvas and ``nfe`` the forward passes."""
+    """Iterate to sample; afterwards ``tokens`` holds the canvas and ``nfe`` the forward passes.
+
+    ``emit`` makes the iterator yield a ``StepEvent`` per step; without it the iterator yields
+    nothing and runs to the end.
+    """
 
     def __init__(
         self,
@@ -81,36 +77,49 @@ class SamplingRun:
         settings: SamplerSettings,
         generator: torch.Generator | None,
         pad_id: int,
+        *,
+        emit: bool = True,
     ) -> None:
         self.model, self.canvas, self.s = model, canvas, settings
-        self.generator, self.pad_id = generator, pad_id
+        self.generator, self.pad_id, self.emit = generator, pad_id, emit
         self.tokens = canvas.tokens.clone()
         self.nfe = 0
+        self.steps = settings.steps_for(canvas.free.shape[1])
+        cfg = model.config
+        self.eos_id = cfg.eos_token_id if settings.stop_at_eos else None
+        end_ids = sorted({i for i in (cfg.eos_token_id, cfg.pad_token_id) if i is not None})
+        self.end_ids = torch.tensor(end_ids, dtype=torch.long, device=canvas.tokens.device)
 
     def __iter__(self) -> Iterator[StepEvent]:
         return self._remask() if self.s.policy == "remask" else self._commit()
 
-    # ------------------------------------------------------------------ helpers
-    def _propose(self, logits: torch.Tensor, masked_fraction: torch.Tensor):
-        cfg, s = self.model.config, self.s
-        end_ids = [i for i in (cfg.eos_token_id, cfg.pad_token_id) if i is not None]
-        logits = penalize_end_tokens(logits, end_ids, s.eos_penalty, masked_fraction)
+    # ------------------------------------------------------------------ one step's parts
+    def _propose(self, logits: torch.Tensor, masked_fraction: torch.Tensor) -> Proposal:
+        s = self.s
+        logits = penalize_end_tokens(logits, self.end_ids, s.eos_penalty, masked_fraction)
         return propose(
             logits,
             temperature=s.temperature,
             top_p=s.top_p,
             top_k=s.top_k,
-            mask_token_id=cfg.mask_token_id,
+            mask_token_id=self.model.config.mask_token_id,
             generator=self.generator,
         )
 
     def _decide(
-        self, proposal, eligible: torch.Tensor, count: torch.Tensor, reveal: float
+        self,
+        proposal: Proposal,
+        eligible: torch.Tensor,
+        count: torch.Tensor | None,
+        kmax: int,
+        reveal: torch.Tensor | None,
     ) -> torch.Tensor:
+        """(B, n) bool: the positions this step commits (``count`` None: all eligible)."""
         s, gen = self.s, self.generator
+        if count is None:
+            return eligible
         if s.policy == "random" and not s.adaptive:
-            draw = torch.rand(eligible.shape, generator=gen, device=eligible.device)
-            return eligible & (draw < reveal)
+            return eligible & reveal  # this step's share of the block's pre-drawn reveal times
         if s.policy == "random":
             scores = torch.rand(eligible.shape, generator=gen, device=eligible.device)
         else:
@@ -120,52 +129,78 @@ class SamplingRun:
         if s.factor is not None:
             return factor_commit(proposal.confidence, eligible, s.factor)
         return select_top_k(
-            scores, eligible, count, temperature=s.policy_temperature, generator=gen
+            scores, eligible, count, kmax=kmax, temperature=s.policy_temperature, generator=gen
         )
 
-    # ------------------------------------------------------------------ loops
+    # ------------------------------------------------------------------ the commit loop
     def _commit(self) -> Iterator[StepEvent]:
         """Policies that commit masked positions for good: random, confidence, margin, entropy."""
-        cfg, s, canvas = self.model.config, self.s, self.canvas
+        s, canvas = self.s, self.canvas
         p0 = canvas.prompt_length
         region = self.tokens[:, p0:]  # a view: writes land in ``self.tokens``
-        masked = canvas.free & (region == cfg.mask_token_id)
+        masked = canvas.free & (region == self.model.config.mask_token_id)
         free_count = masked.sum(1).clamp(min=1)
-        forward = make_step_forward(self.model, canvas, s.cache, s.compile)
+        forward = self.model.step_forward(
+            canvas.attention_mask,
+            canvas.tokens.shape[1],
+            prompt_length=p0,
+            batch=canvas.tokens.shape[0],
+            cache=s.cache,
+            compile=s.compile,
+            window_at_block=s.block_start == "first",
+        )
         step = 0
-        for block in plan_blocks(p0, region.shape[1], s.block_length, s.steps, canvas.free):
+        for block in plan_blocks(p0, region.shape[1], s.block_length, self.steps, canvas.free):
             lo, hi = block.start - p0, block.end - p0
-            if not masked[:, lo:hi].any():
+            if block.steps == 0 or not bool(masked[:, lo:hi].any()):  # one read per block
                 continue
-            forward.start_block(block)
-            counts = commit_counts(masked[:, lo:hi].sum(1), block.steps)
-            grid = time_grid(block.steps, s.eps)
-            logits = None
-            i = 0
-            while masked[:, lo:hi].any():
-                if logits is None:
-                    logits = forward(self.tokens)
-                    self.nfe += 1
-                proposal = self._propose(logits, masked.sum(1) / free_count)
-                eligible = masked[:, lo:hi]
-                j = min(i, block.steps - 1)
-                last = not s.adaptive and j == block.steps - 1
-                reveal = 1.0 if last else 1.0 - float(grid[j + 1]) / float(grid[j])
-                count = eligible.sum(1) if last else counts[:, j]
-                chosen = self._decide(proposal, eligible, count, reveal)
-                window = region[:, lo:hi]
-                window[chosen] = proposal.tokens[chosen]
-                committed = torch.zeros_like(masked)
-                committed[:, lo:hi] = chosen
-                before = masked & ~committed
-                masked = finish_rows(region, before, cfg.eos_token_id, self.pad_id)
-                committed |= before & ~masked
-                if committed.any():
-                    logits = None  # the canvas changed: the next step needs a new forward
-                yield StepEvent(step, block.index, committed, region.clone(), self.nfe)
+            forward.start_block(block.start, block.end)
+            for chosen in self._block_steps(block, forward, region, masked, free_count):
+                before = masked.clone() if self.emit else None
+                masked[:, lo:hi] &= ~chosen
+                masked.copy_(finish_rows(region, masked, self.eos_id, self.pad_id))
+                if self.emit:
+                    committed = before & ~masked
+                    yield StepEvent(step, block.index, committed, region.clone(), self.nfe)
                 step += 1
-                i += 1
 
+    def _block_steps(self, block: Block, forward, region, masked, free_count):
+        """Yield each step's chosen (B, n) positions of ``block``, having written their tokens."""
+        s, p0 = self.s, self.canvas.prompt_length
+        lo, hi = block.start - p0, block.end - p0
+        width, steps = hi - lo, block.steps
+        first_rule = s.block_start == "first"
+        plan = _CountPlan(s, masked[:, lo:hi], steps, first_rule, self.generator)
+        done = _LaggedFlag(masked.device) if self.eos_id is not None and not s.adaptive else None
+        logits, i = None, 0
+        while True:
+            eligible = masked[:, lo:hi]
+            if s.adaptive and i > 0 and not bool(eligible.any()):  # the adaptive step's one read
+                return
+            if not s.adaptive and i > plan.last_step:  # the schedule commits nothing after it
+                return
+            if done is not None and done.immediate and done.read():  # all rows ended at an EOS
+                return
+            if logits is None or plan.stale:
+                logits = forward(self.tokens)
+                self.nfe += 1
+            if done is not None and not done.immediate and done.read():
+                return
+            proposal = self._propose(logits, masked.sum(1) / free_count)
+            if first_rule and i == 0:
+                chosen = eligible if steps == 1 and not s.adaptive else first_of(eligible)
+                plan.stale = True
+            else:
+                count, kmax, reveal = plan.at(i, eligible)
+                chosen = self._decide(proposal, eligible, count, kmax, reveal)
+            window = region[:, lo:hi]
+            window.copy_(torch.where(chosen, proposal.tokens, window))
+            yield chosen  # the caller updates ``masked`` (EOS stopping included)
+            if done is not None:
+                done.post(~masked[:, lo:hi].any())
+            i += 1
+
+    # ------------------------------------------------------------------ easy-first re-masking
     def _remask(self) -> Iterator[StepEvent]:
         """MGDM easy-first decoding: predict the masked positions, then re-mask the least
         confident of all free positions, committed ones included.
@@ -176,34 +211,141 @@ class SamplingRun:
         so an unshifted model's output there is arbitrary (it filled 6x6 Sudoku canvases with
         [EOS] when read). With a shifted model, MGDM's code does read it.
         """
-        cfg, s, canvas = self.model.config, self.s, self.canvas
-        if s.block_length is not None or s.adaptive or s.cache != "none":
-            raise ValueError(
-                "policy 'remask' re-predicts the whole canvas each step; it takes no block_length, "
-                "threshold, factor or cache"
-            )
+        s, canvas = self.s, self.canvas
+        mask_id = self.model.config.mask_token_id
         p0 = canvas.prompt_length
         free = canvas.free
         num_free = free.sum(1)
-        forward = make_step_forward(self.model, canvas, "none", s.compile)
-        forward.start_block(plan_blocks(p0, free.shape[1], None, s.steps)[0])
+        forward = self.model.step_forward(
+            canvas.attention_mask,
+            canvas.tokens.shape[1],
+            prompt_length=p0,
+            batch=canvas.tokens.shape[0],
+            compile=s.compile,
+        )
+        forward.start_block(p0, p0 + free.shape[1])
+        region = self.tokens[:, p0:]
         kept_confidence = torch.zeros(free.shape, device=free.device)
-        for i in range(s.steps):
-            old = self.tokens[:, p0:]
-            was_masked = old == cfg.mask_token_id
+        for i in range(self.steps):
+            was_masked = region == mask_id
             logits = forward(self.tokens)
             self.nfe += 1
             proposal = self._propose(logits, was_masked.sum(1) / num_free.clamp(min=1))
-            region = torch.where(free & was_masked, proposal.tokens, old)
+            new = torch.where(free & was_masked, proposal.tokens, region)
             kept_confidence = torch.where(was_masked, proposal.confidence.float(), kept_confidence)
-            t = s.steps - 1 - i
+            t = self.steps - 1 - i
             if t > 0:
-                ratio = t / s.steps
+                ratio = t / self.steps
                 k = torch.floor(num_free.double() * ratio).long()
                 score = torch.log(kept_confidence.clamp_min(1e-30))
                 if s.remask_noise > 0:
                     score = score + s.remask_noise * ratio * gumbel_like(score, self.generator)
-                region = region.masked_fill(select_top_k(-score, free, k), cfg.mask_token_id)
-            committed = (old == cfg.mask_token_id) & (region != cfg.mask_token_id)
-            self.tokens = torch.cat([self.tokens[:, :p0], region], dim=1)
-            yield StepEvent(i, 0, committed, region.clone(), self.nfe)
+                remasked = select_top_k(-score, free, k, kmax=free.shape[1])
+                new = new.masked_fill(remasked, mask_id)
+            region.copy_(new)
+            if self.emit:
+                committed = was_masked & (region != mask_id)
+                yield StepEvent(i, 0, committed, region.clone(), self.nfe)
+
+
+class _LaggedFlag:
+    """A device flag read one step late on a GPU: the read waits for the previous step only,
+    while the current step's forward is already queued, so the device never idles for it (a
+    batch whose rows all finished costs at most one extra forward there). On a CPU, where the
+    read costs nothing, it is read before the forward (``immediate``)."""
+
+    def __init__(self, device: torch.device) -> None:
+        cuda = device.type == "cuda"
+        self.immediate = not cuda
+        self.host = torch.zeros((), dtype=torch.bool, pin_memory=cuda)
+        self.event = torch.cuda.Event() if cuda else None
+        self.posted = False
+
+    def post(self, flag: torch.Tensor) -> None:
+        self.host.copy_(flag, non_blocking=True)
+        if self.event is not None:
+            self.event.record()
+        self.posted = True
+
+    def read(self) -> bool:
+        if not self.posted:
+            return False
+        if self.event is not None:
+            self.event.synchronize()
+        return bool(self.host)
+
+
+class _CountPlan:
+    """How many positions each step of one block commits, and whether its logits are stale.
+
+    ``at(i, eligible)`` gives step i's per-row count (None: all that is left), a host bound on
+    it and, for the ``random`` policy, the positions it reveals. The linear schedule's counts
+    are fixed at the block start; one read gives their per-step maximum, so a step whose count
+    is zero in every row is known to change nothing and the next step reuses its logits.
+    Dream's counts follow the masks still left, on the device.
+
+    ``random`` (Dream's ``origin``) reveals each masked position at step i with probability
+    1 - s/t. The block draws every position's reveal step at its start (one uniform per
+    position against the survival curve prod(s/t)), which is the same law as a draw per step,
+    and one read tells which steps reveal anything.
+    """
+
+    def __init__(
+        self,
+        s: SamplerSettings,
+        eligible: torch.Tensor,
+        steps: int,
+        first_rule: bool,
+        generator: torch.Generator | None,
+    ) -> None:
+        self.s, self.steps, self.width = s, steps, eligible.shape[1]
+        self.stale = True
+        self.offset = 1 if first_rule else 0  # the forced first step is not the schedule's
+        self.last_step = steps - 1  # the last step that can commit anything
+        device = eligible.device
+        if s.adaptive:
+            return
+        left = max(steps - self.offset, 1)
+        if s.schedule == "dream":
+            self.ratios = dream_ratios(steps, s.eps, device)  # grid step i serves step i
+            reveal = self.ratios[self.offset :].double()
+        else:
+            n = eligible.sum(1)
+            if first_rule:
+                n = n - eligible.any(1).long()
+            self.counts = commit_counts(n, left)
+            self.kmax = self.counts.amax(0).tolist()  # the block's one read
+            active = [j for j, k in enumerate(self.kmax) if k > 0]
+            self.last_step = self.offset + (active[-1] if active else -1) if s.policy != "random" else self.last_step
+            grid = time_grid(left, s.eps, device=device)
+            reveal = 1.0 - grid[1:] / grid[:-1]
+        if s.policy == "random":
+            reveal = reveal.clone()
+            reveal[-1] = 1.0
+            survival = torch.cumprod(1.0 - reveal, 0)  # (left,) P(still masked after step j)
+            u = torch.rand(eligible.shape, generator=generator, device=device, dtype=torch.float64)
+            self.reveal_step = (u.unsqueeze(-1) <= survival).sum(-1)  # (B, n) in [0, left)
+            hits = torch.zeros(left, dtype=torch.long, device=device)
+            hits.scatter_add_(0, self.reveal_step[eligible], torch.ones_like(self.reveal_step[eligible]))
+            self.reveals = (hits > 0).tolist()  # the block's one read
+            active = [j for j, hit in enumerate(self.reveals) if hit]
+            self.last_step = self.offset + (active[-1] if active else -1)
+
+    def at(self, i: int, eligible: torch.Tensor):
+        s = self.s
+        if s.adaptive:
+            self.stale = True
+            return eligible.any(1).long(), self.width, None
+        j = i - self.offset
+        if s.policy == "random":
+            self.stale = self.reveals[j]
+            return eligible.any(1).long(), self.width, self.reveal_step == j
+        if i == self.steps - 1:
+            self.stale = True
+            return None, self.width, None
+        if s.schedule == "dream":
+            self.stale = True
+            count = dream_count(eligible, self.ratios[i]).expand(eligible.shape[0])
+            return count, self.width, None
+        self.stale = self.kmax[j] > 0
+        return self.counts[:, j], self.kmax[j], None

@@ -4,7 +4,7 @@
   handled by the loop, it needs no score.
 * ``confidence`` (Dream ``maskgit_plus``): probability of the proposed token.
 * ``margin`` (Dream ``topk_margin``): p1 - p2 of the proposal distribution.
-* ``entropy``: sum p log p (negative entropy; higher means more certain).
+* ``entropy``: sum p log(p + 1e-10) (negative entropy, Dream's formula; higher = more certain).
 * ``remask`` (MGDM / DiffuSearch easy-first): re-predict every target position each step and
   re-mask the floor(N t / T) least confident; handled by its own loop.
 
@@ -16,10 +16,9 @@ from __future__ import annotations
 import torch
 
 from .proposal import Proposal
+from .settings import POLICIES
 
 __all__ = ["POLICIES", "score_positions", "select_top_k", "gumbel_like"]
-
-POLICIES = ("random", "confidence", "margin", "entropy", "remask")
 
 
 def score_positions(policy: str, proposal: Proposal) -> torch.Tensor:
@@ -31,7 +30,7 @@ def score_positions(policy: str, proposal: Proposal) -> torch.Tensor:
         return top2[..., 0] - top2[..., 1]
     if policy == "entropy":
         p = proposal.probs
-        return (p * torch.log(p.clamp_min(1e-30))).sum(-1)
+        return (p * torch.log(p + 1e-10)).sum(-1)
     raise ValueError(
         f"policy {policy!r} has no position score; scored policies: confidence, margin, entropy"
     )
@@ -47,19 +46,23 @@ def select_top_k(
     eligible: torch.Tensor,
     k: torch.Tensor,
     *,
+    kmax: int | None = None,
     temperature: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """A (B, N) bool mask with the ``k[b]`` best eligible positions of each row.
 
-    With ``temperature`` > 0, positions are drawn without replacement from
-    softmax(scores / temperature) (Gumbel top-k) instead of taken greedily.
+    ``kmax`` is a bound on ``k`` the caller knows without reading the device (the sampler's
+    block width, or its schedule's largest count); without it ``k.max()`` is read, which is a
+    host synchronisation. With ``temperature`` > 0, positions are drawn without replacement
+    from softmax(scores / temperature) (Gumbel top-k) instead of taken greedily.
     """
     scores = scores.float()
     if temperature > 0:
         scores = scores / temperature + gumbel_like(scores, generator)
     scores = scores.masked_fill(~eligible, float("-inf"))
-    kmax = int(k.max()) if k.numel() else 0
+    if kmax is None:
+        kmax = int(k.max()) if k.numel() else 0
     kmax = min(kmax, scores.shape[1])
     if kmax <= 0:
         return torch.zeros_like(eligible)
