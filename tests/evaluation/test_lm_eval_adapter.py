@@ -56,8 +56,21 @@ def test_model_args_win_over_harness_defaults(checkpoint):
     assert lm.sampler == {"threshold": 0.9, "block_length": 2}
     with pytest.raises(ValueError, match="unknown dlm model_args"):
         DlmLM(pretrained=str(checkpoint), device="cpu", stepz=3)
-    with pytest.raises(ValueError, match="unknown policy"):
+    with pytest.raises(ValueError, match="sampler setting 'policy' must be one of"):
         DlmLM(pretrained=str(checkpoint), device="cpu", policy="best")
+
+
+def test_generation_settings_layer_model_args_over_the_task_over_the_checkpoint(checkpoint):
+    lm = DlmLM.create_from_arg_string(f"pretrained={checkpoint},temperature=0.5,steps=3", {})
+    lm.model.generation_defaults = {"top_p": 0.9, "temperature": 1.0, "policy": "margin"}
+    kwargs = {"until": ["x"], "max_gen_toks": 5, "temperature": 0.0, "top_k": 4, "eps": 0.01}
+    stops, settings = lm._generation_options(kwargs)
+    assert stops == ["x"]
+    assert settings.temperature == 0.5  # model_args beat the task's 0.0 and the checkpoint's 1.0
+    assert settings.steps == 3 and settings.seed == lm.seed
+    assert settings.max_new_tokens == 5 and settings.top_k == 4 and settings.eps == 0.01  # the task
+    assert settings.top_p == 0.9 and settings.policy == "margin"  # the checkpoint
+    assert lm._generation_options({})[1].max_new_tokens == lm.max_length - 1  # 256, clamped
 
 
 def test_loglikelihood_is_the_mc_elbo(lm):

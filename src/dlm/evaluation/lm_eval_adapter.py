@@ -54,6 +54,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     ) from err
 
 from dlm.checkpoints import load_model
+from dlm.errors import DlmUserError
 from dlm.models import DiffusionLM
 from dlm.sampling import SamplerSettings, generate
 
@@ -85,7 +86,7 @@ def _batch_size(value: Any) -> int:
         return _DEFAULT_BATCH
     size = int(value)
     if size < 1:
-        raise ValueError(f"batch_size must be at least 1; got {value}")
+        raise DlmUserError(f"batch_size must be at least 1; got {value}")
     return size
 
 
@@ -103,7 +104,7 @@ def _dtype(value: Any) -> torch.dtype | None:
     if value is None or value == "auto" or isinstance(value, torch.dtype):
         return None if value == "auto" else value
     if value not in _DTYPES:
-        raise ValueError(f"unknown dtype {value!r}; choose one of: auto, {', '.join(_DTYPES)}")
+        raise DlmUserError(f"unknown dtype {value!r}; choose one of: auto, {', '.join(_DTYPES)}")
     return _DTYPES[value]
 
 
@@ -149,13 +150,13 @@ class DlmLM(LM):
         super().__init__()
         unknown = sorted(set(options) - set(SAMPLER_OPTIONS))
         if unknown:
-            raise ValueError(
+            raise DlmUserError(
                 f"unknown dlm model_args {unknown}; valid: pretrained, tokenizer, mc_num, "
                 "batch_size, device, dtype, seed, greedy_check, rolling_context, max_length, "
                 f"max_new_tokens, gen_length, add_sep, {', '.join(SAMPLER_OPTIONS)}"
             )
         if pretrained is None:
-            raise ValueError("pass the checkpoint directory: --model_args pretrained=DIR")
+            raise DlmUserError("pass the checkpoint directory: --model_args pretrained=DIR")
         self._device = _device(device)
         self.model, self.tokenizer = self._load(pretrained, tokenizer, _dtype(dtype))
         self.mc_num = int(mc_num)
@@ -166,8 +167,11 @@ class DlmLM(LM):
         self.max_length = int(max_length or self.model.max_positions or 2048)
         self.max_new_tokens = max_new_tokens if max_new_tokens is not None else gen_length
         self.add_sep = bool(add_sep)
-        self.sampler = {k: v for k, v in options.items() if v is not None}
-        self._check_sampler()
+        # model_args are the explicit layer of every run's settings; checked here, once
+        self.sampler = {
+            k: SamplerSettings.coerce(k, v) for k, v in options.items() if v is not None
+        }
+        self._settings()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -194,7 +198,7 @@ class DlmLM(LM):
     ) -> tuple[DiffusionLM, PreTrainedTokenizerBase]:
         if isinstance(pretrained, DiffusionLM):
             if tokenizer is None:
-                raise ValueError("a model object needs its tokenizer: pass tokenizer=...")
+                raise DlmUserError("a model object needs its tokenizer: pass tokenizer=...")
             model = pretrained.to(self._device)
             if dtype is not None:
                 model = model.to(dtype)
@@ -205,15 +209,17 @@ class DlmLM(LM):
             tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         return model.eval(), tokenizer
 
-    def _check_sampler(self) -> None:
-        from dlm.sampling import CACHE_MODES, POLICIES
-
-        policy = self.sampler.get("policy", "confidence")
-        if policy not in POLICIES:
-            raise ValueError(f"unknown policy {policy!r}; choose one of: {', '.join(POLICIES)}")
-        cache = self.sampler.get("cache", "none")
-        if cache not in CACHE_MODES:
-            raise ValueError(f"unknown cache {cache!r}; choose one of: {', '.join(CACHE_MODES)}")
+    def _settings(self, request: dict[str, Any] | None = None) -> SamplerSettings:
+        """Settings of one generation: model_args over the task's request over the checkpoint."""
+        explicit = dict(self.sampler, seed=self.seed)
+        if self.max_new_tokens is not None:
+            explicit["max_new_tokens"] = int(self.max_new_tokens)
+        return SamplerSettings.resolve(
+            explicit,
+            request=request,
+            checkpoint=self.model.generation_defaults,
+            defaults={"max_new_tokens": _DEFAULT_GEN_TOKENS},
+        ).settings
 
     @property
     def device(self) -> torch.device:
@@ -262,7 +268,7 @@ class DlmLM(LM):
         """The prefix, cut from the left so that ``room`` more tokens fit in ``max_length``."""
         keep = self.max_length - room
         if keep < 1:
-            raise ValueError(
+            raise DlmUserError(
                 f"{room} tokens leave no room for context in max_length={self.max_length}; "
                 "raise max_length or shorten the continuation"
             )
@@ -298,16 +304,14 @@ class DlmLM(LM):
         for i, (_, cont) in enumerate(pairs):
             if cont:
                 by_length.setdefault(len(cont), []).append(i)
-        options = {
-            k: v for k, v in self.sampler.items() if k in ("policy", "block_length", "cache")
-        }
+        base = self._settings()
+        options = {"policy": base.policy, "block_length": base.block_length, "cache": base.cache}
         for length, members in by_length.items():
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start : start + self.batch_size]
                 ids, mask = _left_pad([pairs[i][0] for i in chunk], self.model.config.fill_token_id)
-                out = generate(
-                    self.model, ids, mask, max_new_tokens=length, steps=length, seed=self.seed, **options
-                )
+                greedy = SamplerSettings(max_new_tokens=length, steps=length, seed=self.seed, **options)
+                out = generate(self.model, ids, mask, settings=greedy)
                 wanted = torch.tensor(
                     [list(pairs[i][1]) for i in chunk], device=out.sequences.device
                 )
@@ -356,38 +360,40 @@ class DlmLM(LM):
                     results[i] = text
         return results
 
-    def _generation_options(self, gen_kwargs: dict[str, Any]) -> tuple[int, list[str], dict]:
-        """(max_new_tokens, stop strings, sampler options) for one group of requests."""
+    def _generation_options(self, gen_kwargs: dict[str, Any]) -> tuple[list[str], SamplerSettings]:
+        """(stop strings, settings) for one group of requests.
+
+        The task's ``gen_kwargs`` are the request layer: ``max_gen_toks``, ``temperature``,
+        ``top_p``, ``top_k``, ``do_sample=False`` (temperature 0) and any ``SamplerSettings``
+        field; the ``model_args`` given on the command line win over them.
+        """
         until = gen_kwargs.pop("until", None) or []
         stops = [until] if isinstance(until, str) else list(until)
-        asked = gen_kwargs.pop("max_gen_toks", None)
-        max_new = int(self.max_new_tokens or asked or _DEFAULT_GEN_TOKENS)
-        if max_new >= self.max_length:
+        request: dict[str, Any] = {"max_new_tokens": gen_kwargs.pop("max_gen_toks", None)}
+        if gen_kwargs.pop("do_sample", None) is False:
+            request["temperature"] = 0.0
+        fields = set(SAMPLER_OPTIONS)
+        ignored = sorted(set(gen_kwargs) - fields)
+        if ignored:
+            logger.warning("dlm ignores these generation kwargs: %s", ignored)
+        request.update({k: v for k, v in gen_kwargs.items() if k in fields and v is not None})
+        settings = self._settings(request)
+        if settings.max_new_tokens >= self.max_length:
             logger.warning(
                 "%d new tokens do not fit in max_length=%d; generating %d",
-                max_new,
+                settings.max_new_tokens,
                 self.max_length,
                 self.max_length - 1,
             )
-            max_new = self.max_length - 1
-        sampler = dict(self.sampler)
-        for name in ("temperature", "top_p", "top_k"):
-            if gen_kwargs.get(name) is not None:
-                sampler[name] = gen_kwargs.pop(name)
-        if gen_kwargs.pop("do_sample", None) is False:
-            sampler["temperature"] = 0.0
-        ignored = sorted(set(gen_kwargs) - set(SAMPLER_OPTIONS))
-        if ignored:
-            logger.warning("dlm ignores these generation kwargs: %s", ignored)
-        sampler.update({k: v for k, v in gen_kwargs.items() if k in SAMPLER_OPTIONS})
-        return max_new, stops, sampler
+            settings = settings.replace(max_new_tokens=self.max_length - 1)
+        return stops, settings
 
     @torch.no_grad()
     def _generate(self, contexts: Sequence[str], gen_kwargs: dict[str, Any]) -> list[str]:
-        max_new, stops, sampler = self._generation_options(dict(gen_kwargs))
-        prompts = [self._fit(self._context_ids(c), max_new) for c in contexts]
+        stops, settings = self._generation_options(dict(gen_kwargs))
+        prompts = [self._fit(self._context_ids(c), settings.max_new_tokens) for c in contexts]
         ids, mask = _left_pad(prompts, self.model.config.fill_token_id)
-        out = generate(self.model, ids, mask, max_new_tokens=max_new, seed=self.seed, **sampler)
+        out = generate(self.model, ids, mask, settings=settings)
         eos = self.model.config.eos_token_id
         texts = []
         for row in out.generated.tolist():
