@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from dlm.errors import DlmUserError
+
 __all__ = [
     "ConfigError",
     "from_dict",
@@ -31,7 +33,7 @@ T = TypeVar("T")
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
-class ConfigError(ValueError):
+class ConfigError(DlmUserError):
     """A configuration a user wrote cannot be used; the message says what to change."""
 
 

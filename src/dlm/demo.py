@@ -25,7 +25,7 @@ import torch
 from rich.console import Console
 from rich.text import Text
 
-from dlm.config import from_dict
+from dlm.config import ConfigError, from_dict
 from dlm.evaluation import TaskReport, batch_prompts, evaluate_task
 from dlm.models import DiffusionLM
 from dlm.sampling import generate
@@ -224,7 +224,7 @@ def run_demo(
         config = demo_config(str(work / "diffusion"), overrides)
         task = get_task(config.data.task, **config.data.task_options)
         if not isinstance(task, SudokuTask):
-            raise ValueError(
+            raise ConfigError(
                 f"dlm demo shows a Sudoku task; data.task={config.data.task!r} is not one"
             )
         size = task.box_rows * task.box_cols

@@ -18,6 +18,7 @@ import torch
 import transformers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from dlm.errors import DlmUserError
 from dlm.models.diffusion_lm import DiffusionLM
 
 from .detect import detect_format
@@ -72,7 +73,7 @@ def load_tokenizer(
 
 def _destination_ready(dst: Path) -> None:
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
-        raise ValueError(f"{dst} already exists and is not empty; choose a new output directory")
+        raise DlmUserError(f"{dst} already exists and is not empty; choose a new output directory")
 
 
 def _write(model: DiffusionLM, tokenizer: PreTrainedTokenizerBase | None, dst: Path) -> None:

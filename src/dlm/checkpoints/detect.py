@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dlm.errors import DlmUserError
 from dlm.models.diffusion_lm import DLM_CONFIG_NAME, NotADlmCheckpointError
 
 from .base import Family, Probe, read_json, tokenizer_mask_id
@@ -65,7 +66,7 @@ def family(name: str) -> Family:
     for candidate in FAMILIES:
         if candidate.name == name:
             return candidate
-    raise ValueError(f"unknown checkpoint family {name!r}; choose one of: {', '.join(FORMATS)}")
+    raise DlmUserError(f"unknown checkpoint family {name!r}; choose one of: {', '.join(FORMATS)}")
 
 
 def _describe(found: Probe) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+from dlm.errors import DlmUserError
 from dlm.models import DiffusionLM, NotADlmCheckpointError
 
 __all__ = ["load_model_and_tokenizer", "sampler_options", "parse_options"]
@@ -55,6 +56,6 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
     for text in pairs or []:
         path, value = parse_override(text)
         if len(path) != 1:
-            raise ValueError(f"a task option is a plain key=value, e.g. numbers=3; got {text!r}")
+            raise DlmUserError(f"a task option (--option) is a plain key=value, e.g. numbers=3; got {text!r}")
         options[path[0]] = value
     return options

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from dlm.data import read_text_documents
+from dlm.errors import DlmUserError
 from dlm.evaluation.likelihood import perplexity_bound
 
 from .common import load_model_and_tokenizer
@@ -55,7 +56,7 @@ def run_eval_ppl(
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     seq_len = seq_len or model.max_positions
     if seq_len is None:
-        raise ValueError("the model does not say how many positions it has; pass --seq-len")
+        raise DlmUserError("the model does not say how many positions it has; pass --seq-len")
     texts = read_text_documents(data_file)
     report = perplexity_bound(
         model,

@@ -7,6 +7,7 @@ import json
 import sys
 
 from dlm.data import DataError, read_jsonl, write_jsonl
+from dlm.errors import DlmUserError
 from dlm.evaluation import batch_prompts, decode_answers
 from dlm.models import DiffusionLM
 from dlm.sampling import generate, stream
@@ -31,7 +32,7 @@ def _prompts(args: argparse.Namespace) -> list[dict]:
 def apply_chat_template(tokenizer, records: list[dict]) -> list[dict]:
     """Each record's prompt (a user message) or ``messages`` list through the chat template."""
     if getattr(tokenizer, "chat_template", None) is None:
-        raise ValueError(
+        raise DlmUserError(
             "--chat needs a tokenizer with a chat template (an instruct model's); this "
             "checkpoint's tokenizer has none: drop --chat or set tokenizer.chat_template"
         )

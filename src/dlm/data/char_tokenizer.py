@@ -16,6 +16,8 @@ from __future__ import annotations
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from dlm.errors import DlmUserError
+
 PAD_TOKEN = "[PAD]"
 SEP_TOKEN = "[SEP]"
 MASK_TOKEN = "[MASK]"
@@ -33,7 +35,7 @@ def char_vocab(alphabet: str) -> dict[str, int]:
     seen: set[str] = set()
     duplicates = sorted({ch for ch in alphabet if ch in seen or seen.add(ch)})
     if duplicates:
-        raise ValueError(f"the alphabet repeats the characters {duplicates!r}: {alphabet!r}")
+        raise DlmUserError(f"the alphabet repeats the characters {duplicates!r}: {alphabet!r}")
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
     for ch in alphabet:
         vocab[ch] = len(vocab)

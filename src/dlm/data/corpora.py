@@ -47,7 +47,7 @@ def python_stdlib_files(
 ) -> list[Path]:
     """The standard library's ``.py`` files of one split, in a stable order."""
     if split not in ("train", "eval"):
-        raise ValueError(f"split must be 'train' or 'eval'; got {split!r}")
+        raise DataError(f"split must be 'train' or 'eval'; got {split!r}")
     root = Path(sysconfig.get_paths()["stdlib"])
     chosen = []
     for path in sorted(root.rglob("*.py")):

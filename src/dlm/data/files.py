@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dlm.errors import DlmUserError
+
 __all__ = ["DataError", "read_jsonl", "write_jsonl", "read_text_documents"]
 
 
-class DataError(ValueError):
+class DataError(DlmUserError):
     """A data file cannot be used as given; the message says what to change."""
 
 

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from dlm.errors import DlmUserError
 from dlm.models import eval_mode
 
 __all__ = [
@@ -228,9 +229,9 @@ def elbo_samples(
     its exact log-likelihood as a one-element tensor.
     """
     if mc_num < 1:
-        raise ValueError(f"mc_num must be at least 1; got {mc_num}")
+        raise DlmUserError(f"mc_num (--mc-num) must be at least 1; got {mc_num}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+        raise DlmUserError(f"batch_size (--batch-size) must be at least 1; got {batch_size}")
     with eval_mode(model):
         if getattr(model, "is_autoregressive", False):
             exact = _exact_ar(model, pairs, batch_size)
@@ -326,10 +327,12 @@ def text_windows(
     c > 0 it conditions on the c tokens before it (a tighter bound, more windows).
     """
     if not 0 <= context < seq_len:
-        raise ValueError(f"context must lie in [0, seq_len={seq_len}); got {context}")
+        raise DlmUserError(
+            f"context (--context) must lie in [0, seq_len={seq_len}); got {context}"
+        )
     start = [] if start_id is None else [int(start_id)]
     if seq_len <= len(start):
-        raise ValueError(f"seq_len must exceed the start token; got {seq_len}")
+        raise DlmUserError(f"seq_len (--seq-len) must exceed the start token; got {seq_len}")
     windows: list[Pair] = []
     pos = 0
     while pos < len(ids):
@@ -366,7 +369,7 @@ def perplexity_bound(
             documents += 1
             windows.extend(text_windows(ids, seq_len, start, context))
     if not windows:
-        raise ValueError("no text to score: every text is empty")
+        raise DlmUserError("no text to score: every text is empty; give a file with some text")
     estimates = elbo(model, windows, mc_num=mc_num, batch_size=batch_size, seed=seed)
     tokens = sum(e.tokens for e in estimates)
     nll = -sum(e.elbo for e in estimates) / tokens

@@ -15,6 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from dlm.config import ConfigError
+
 __all__ = [
     "CHECKPOINT_PREFIX",
     "checkpoint_dir",
@@ -63,9 +65,9 @@ def write_trainer_state(directory: Path, state: dict[str, Any]) -> None:
 def read_trainer_state(directory: Path) -> dict[str, Any]:
     path = directory / STATE_NAME
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{directory} is not a training checkpoint (no {STATE_NAME}); resume=latest picks the newest "
-            "checkpoint-<step> folder of output_dir"
+        raise ConfigError(
+            f"resume={directory} is not a training checkpoint (no {STATE_NAME}); resume=latest picks "
+            "the newest checkpoint-<step> folder of output_dir"
         )
     return json.loads(path.read_text())
 

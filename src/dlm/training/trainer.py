@@ -23,8 +23,9 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
-from dlm.config import to_dict
+from dlm.config import ConfigError, to_dict
 from dlm.data import BatchOrder, SequenceData
+from dlm.errors import DlmUserError
 from dlm.models import DiffusionLM
 
 from . import checkpoints as ckpt
@@ -36,8 +37,13 @@ __all__ = ["Trainer", "TrainResult", "TrainingDivergedError"]
 Callback = Callable[[int, dict[str, float]], None]
 
 
-class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite; the message names the last good checkpoint."""
+class TrainingDivergedError(DlmUserError, RuntimeError):
+    """The loss became NaN or infinite; the message names the last good checkpoint.
+
+    A user-facing stop (the fix is a recipe change: a lower learning rate, gradient clipping,
+    bf16), so the CLI prints it as one line; it is still a ``RuntimeError`` for callers that
+    caught it as one.
+    """
 
 
 @dataclass
@@ -79,7 +85,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         limit = model.max_positions
         if limit is not None and train_data.seq_len > limit:
-            raise ValueError(
+            raise ConfigError(
                 f"training sequences have {train_data.seq_len} tokens but the model has {limit} "
                 "positions; raise model.max_positions or lower data.seq_len"
             )
