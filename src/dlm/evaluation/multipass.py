@@ -15,9 +15,10 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+from dlm.errors import DlmUserError
 from dlm.models import DiffusionLM
 from dlm.sampling import generate
-from dlm.tasks.thoughts import _require_thoughts, pass_prompt
+from dlm.tasks.thoughts import pass_prompt, require_thoughts
 
 from .task_eval import batch_prompts, decode_answers
 
@@ -44,9 +45,9 @@ def multipass_generate(
     **sampler: Any,
 ) -> MultipassResult:
     """Generate a rationale for every question, one thought per pass."""
-    thought_task = _require_thoughts(task)
+    thought_task = require_thoughts(task)
     if max_passes < 1:
-        raise ValueError(f"max_passes must be at least 1; got {max_passes}")
+        raise DlmUserError(f"max_passes (--max-passes) must be at least 1; got {max_passes}")
     done: list[list[str]] = [[] for _ in questions]
     passes = [0] * len(questions)
     running = list(range(len(questions)))
