@@ -69,6 +69,10 @@ def test_dream_remote_code_tokenizer_is_read_with_the_builtin_class(tmp_path, la
     tokenizer = AutoTokenizer.from_pretrained(dst, trust_remote_code=False)
     assert tokenizer.mask_token_id == 5
     assert tokenizer("abab").input_ids == [3, 3]
+    # the published sampler defaults survive the conversion (dlm_config.json "generation")
+    published = load_published(src).generation_defaults
+    assert published["steps"] == 512 and published["policy"] == "random"
+    assert DiffusionLM.from_pretrained(dst).generation_defaults == published
 
 
 def test_without_a_tokenizer_only_the_model_is_written(tmp_path, layouts, capsys):

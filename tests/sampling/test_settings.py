@@ -1,0 +1,140 @@
+"""``SamplerSettings``: validation in one place, layered resolution, generated CLI flags."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+import torch
+
+from dlm.errors import DlmUserError, SettingsError
+from dlm.sampling import SamplerSettings, generate, settings_for
+from helpers import tiny_model
+
+
+def test_defaults_and_every_field_has_help():
+    s = SamplerSettings()
+    assert (s.policy, s.schedule, s.cache, s.block_start, s.stop_at_eos) == (
+        "confidence",
+        "linear",
+        "none",
+        "any",
+        True,
+    )
+    assert s.steps_for(24) == 24 and SamplerSettings(steps=6).steps_for(24) == 6
+    for f in dataclasses.fields(SamplerSettings):
+        assert f.metadata["help"], f.name
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"top_p": 1.5}, r"'top_p' must be in \(0, 1\]; got 1.5"),
+        ({"steps": 0}, r"'steps' must be in \[1, inf\); got 0"),
+        ({"steps": 2.5}, "'steps' takes a whole number; got 2.5"),
+        ({"temperature": -1.0}, r"'temperature' must be in \[0, inf\)"),
+        ({"schedule": "cosine"}, "'schedule' must be one of: linear, dream; got 'cosine'"),
+        ({"stop_at_eos": "maybe"}, "'stop_at_eos' takes a bool"),
+        ({"policy": "remask", "cache": "dual"}, "policy 'remask' re-predicts the whole canvas"),
+        ({"schedule": "dream", "threshold": 0.9}, "schedule='dream' sets fixed step counts"),
+        ({"compile": True, "cache": "prefix"}, "compile=True needs cache='none'"),
+    ],
+)
+def test_bad_values_name_the_field_and_what_it_allows(values, message):
+    with pytest.raises(SettingsError, match=message) as err:
+        SamplerSettings(**values)
+    assert isinstance(err.value, DlmUserError) and "\n" not in str(err.value)
+
+
+def test_strings_parse_as_the_field_types():
+    assert SamplerSettings.coerce("steps", "8") == 8
+    assert SamplerSettings.coerce("top_p", "0.9") == 0.9
+    assert SamplerSettings.coerce("stop_at_eos", "false") is False
+    assert SamplerSettings.coerce("block_length", "none") is None
+    with pytest.raises(SettingsError, match="unknown sampler setting 'stpes'; did you mean 'steps'"):
+        SamplerSettings.coerce("stpes", 3)
+
+
+def test_precedence_argument_over_request_over_checkpoint_over_defaults():
+    resolved = SamplerSettings.resolve(
+        {"steps": 4, "top_p": None},  # None: not given, the lower layers show through
+        request={"steps": 8, "temperature": 0.7, "policy": "margin"},
+        checkpoint={"steps": 512, "temperature": 1.0, "policy": "random", "top_p": 0.9, "eps": 0.01},
+        defaults={"max_new_tokens": 32, "policy": "entropy"},
+    )
+    s = resolved.settings
+    assert (s.steps, s.temperature, s.policy, s.top_p, s.eps, s.max_new_tokens) == (
+        4,
+        0.7,
+        "margin",
+        0.9,
+        0.01,
+        32,
+    )
+    assert resolved.sources["steps"] == "argument"
+    assert resolved.sources["temperature"] == "request"
+    assert resolved.sources["top_p"] == "checkpoint"
+    assert resolved.sources["max_new_tokens"] == "command default"
+    assert resolved.sources["cache"] == "default"
+    text = resolved.describe()
+    assert "steps              = 4            (argument)" in text
+    assert len(text.splitlines()) == len(SamplerSettings.field_names())
+
+
+def test_an_unknown_key_in_any_layer_is_an_error_with_a_suggestion():
+    with pytest.raises(SettingsError, match="unknown sampler request setting 'temprature'"):
+        SamplerSettings.resolve({}, request={"temprature": 1.0})
+
+
+def test_replace_ignores_none_and_validates():
+    base = SamplerSettings(steps=4, policy="margin")
+    assert base.replace(steps=None, top_k=3) == SamplerSettings(steps=4, policy="margin", top_k=3)
+    with pytest.raises(SettingsError):
+        base.replace(top_k=-1)
+    assert SamplerSettings(steps=4).non_default() == {"steps": 4}
+
+
+def test_cli_flags_are_generated_from_every_field():
+    parser = argparse.ArgumentParser()
+    SamplerSettings.add_arguments(parser)
+    dests = {a.dest for a in parser._actions if a.dest != "help"}
+    assert dests == set(SamplerSettings.field_names())
+    args = parser.parse_args(["--steps", "3", "--no-stop-at-eos", "--schedule", "dream"])
+    assert SamplerSettings.from_arguments(args) == {
+        "steps": 3,
+        "stop_at_eos": False,
+        "schedule": "dream",
+    }
+    assert SamplerSettings.from_arguments(parser.parse_args([])) == {}  # unset flags stay unset
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--policy", "best"])
+
+
+def test_generate_lays_arguments_over_the_checkpoint_defaults():
+    model = tiny_model()
+    model.generation_defaults = {"steps": 2, "policy": "random", "seed": 5}
+    prompts = torch.randint(5, 40, (2, 3), generator=torch.Generator().manual_seed(0))
+    resolved = settings_for(model, max_new_tokens=6, policy="confidence")
+    assert (resolved.steps, resolved.policy, resolved.seed) == (2, "confidence", 5)
+    out = generate(model, prompts, max_new_tokens=6, policy="confidence")
+    assert out.settings == resolved and out.nfe <= 2
+    explicit = generate(model, prompts, settings=SamplerSettings(max_new_tokens=6, steps=6))
+    assert explicit.settings.steps == 6  # a settings object is used as given, not re-layered
+    same = generate(model, prompts, max_new_tokens=6, policy="confidence", steps=2, seed=5)
+    assert torch.equal(same.sequences, out.sequences)
+
+
+def test_generate_needs_a_length():
+    with pytest.raises(SettingsError, match="give max_new_tokens"):
+        generate(tiny_model(), torch.randint(5, 40, (1, 3)))
+
+
+def test_generate_restores_training_mode_when_it_raises():
+    model = tiny_model().train()
+    ids, mask = torch.randint(5, 40, (2, 3)), torch.tensor([[1, 1, 1], [0, 0, 0]])
+    with pytest.raises(DlmUserError, match="at least one token"):  # raised inside the loop
+        generate(model, ids, mask, max_new_tokens=4, cache="prefix", block_length=2)
+    assert model.training
+    generate(model, torch.randint(5, 40, (1, 3)), max_new_tokens=4)
+    assert model.training
