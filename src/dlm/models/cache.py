@@ -219,7 +219,7 @@ class CachedStepForward:
             tokens, self.full_mask, positions, use_cache=True, logits_to_keep=self.full_reader.keep
         )
         self.cache = Cache(
-            layers=[_WindowLayer(l.keys, l.values, self.w_lo, self.w_hi) for l in cache.layers]
+            layers=[_WindowLayer(kv.keys, kv.values, self.w_lo, self.w_hi) for kv in cache.layers]
         )
         return self.full_reader.read(logits)
 
