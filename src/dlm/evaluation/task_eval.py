@@ -226,16 +226,16 @@ def evaluate_task(
     """
     chosen = resolve_metrics(task, metrics)
     if not examples:
-        raise ValueError("no examples to evaluate; the held-out set is empty")
+        raise DlmUserError("no examples to evaluate; the held-out set is empty")
     if samples < 1:
-        raise ValueError(f"samples must be at least 1; got {samples}")
+        raise DlmUserError(f"samples must be at least 1; got {samples}")
     if vote and samples < 2:
-        raise ValueError("voting needs several samples; pass samples >= 2 (--samples K)")
+        raise DlmUserError("voting needs several samples; pass samples >= 2 (--samples K)")
     random_sampler = (sampler.get("temperature") or 0) > 0 or (
         sampler.get("policy_temperature") or 0
     ) > 0
     if samples > 1 and not random_sampler and not model.is_autoregressive:
-        raise ValueError(
+        raise DlmUserError(
             "several samples of a greedy sampler are identical; set temperature > 0 "
             "(--temperature) or policy_temperature > 0 for self-consistency"
         )
