@@ -138,3 +138,57 @@ def test_generate_restores_training_mode_when_it_raises():
     assert model.training
     generate(model, torch.randint(5, 40, (1, 3)), max_new_tokens=4)
     assert model.training
+
+
+class HostReads:
+    """Counts the reads of device values into Python (each a host sync on a GPU)."""
+
+    NAMES = ("__bool__", "item", "tolist", "__int__", "__float__", "nonzero")
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __enter__(self) -> HostReads:
+        self.saved = {name: getattr(torch.Tensor, name) for name in self.NAMES}
+        for name, method in self.saved.items():
+            setattr(torch.Tensor, name, self._counting(method))
+        return self
+
+    def _counting(self, method):
+        def wrapper(tensor, *args, **kwargs):
+            self.count += 1
+            return method(tensor, *args, **kwargs)
+
+        return wrapper
+
+    def __exit__(self, *exc) -> None:
+        for name, method in self.saved.items():
+            setattr(torch.Tensor, name, method)
+
+
+def _reads(model, prompts, **options) -> tuple[int, int]:
+    with HostReads() as reads:
+        out = generate(model, prompts, max_new_tokens=16, stop_at_eos=False, **options)
+    return reads.count, out.nfe
+
+
+@pytest.mark.parametrize("policy", ["confidence", "random"])
+@pytest.mark.parametrize("schedule", ["linear", "dream"])
+def test_fixed_schedules_read_the_device_per_block_not_per_step(policy, schedule):
+    model = tiny_model()
+    prompts = torch.randint(5, 40, (2, 3), generator=torch.Generator().manual_seed(0))
+    few, nfe_few = _reads(model, prompts, steps=4, policy=policy, schedule=schedule)
+    many, nfe_many = _reads(model, prompts, steps=16, policy=policy, schedule=schedule)
+    assert nfe_many > nfe_few
+    assert many == few  # the same reads for 4x the steps
+    blocks, _ = _reads(model, prompts, steps=16, block_length=4, policy=policy, schedule=schedule)
+    assert blocks > many  # a few reads per block
+
+
+def test_adaptive_rules_read_once_per_step():
+    model = tiny_model()
+    prompts = torch.randint(5, 40, (2, 3), generator=torch.Generator().manual_seed(0))
+    low, nfe_low = _reads(model, prompts, threshold=0.0)  # everything in one step
+    high, nfe_high = _reads(model, prompts, threshold=1.0)  # one token per step: 16 steps
+    assert nfe_high == 16 and nfe_high > nfe_low
+    assert high - low == nfe_high - nfe_low
