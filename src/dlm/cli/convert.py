@@ -8,15 +8,30 @@ reads SRC without remote code (see ``dlm.checkpoints``) and writes DST as
 
 from __future__ import annotations
 
+import argparse
 import os
 
-from dlm.checkpoints import convert
+__all__ = ["HELP", "add_arguments", "run", "run_convert"]
 
-__all__ = ["run_convert"]
+HELP = (
+    "rewrite a published checkpoint (Dream, Dream-Coder, LLaDA, DiffuGPT, DiffuLLaMA) "
+    "as a dlm checkpoint, without remote code"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src", help="the published checkpoint directory")
+    parser.add_argument("dst", help="where to write the dlm checkpoint")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_convert(args.src, args.dst)
 
 
 def run_convert(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     """Convert ``src`` into the dlm checkpoint ``dst`` and say what was done; returns 0."""
+    from dlm.checkpoints import convert
+
     result = convert(src, dst)
     print(
         f"read {result.source} as a {result.format} checkpoint: {result.architecture}, "

@@ -11,19 +11,50 @@ cut into windows of ``seq_len`` tokens. A causal (AR twin) checkpoint gets its e
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from dlm.data import read_text_documents
 from dlm.errors import DlmUserError
-from dlm.evaluation.likelihood import perplexity_bound
 
 from .common import load_model_and_tokenizer
 
-__all__ = ["run_eval_ppl", "format_report"]
+__all__ = ["DESCRIPTION", "add_arguments", "format_report", "run", "run_eval_ppl"]
+
+DESCRIPTION = "Monte Carlo ELBO bound on the perplexity of a text file"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a dlm checkpoint directory")
+    parser.add_argument(
+        "--data", required=True, help=".txt (documents split at blank lines) or .jsonl with 'text'"
+    )
+    parser.add_argument(
+        "--seq-len", type=int, default=None, help="window length (default: positions)"
+    )
+    parser.add_argument(
+        "--context", type=int, default=0, help="tokens of context before each window"
+    )
+    parser.add_argument("--mc-num", type=int, default=128, help="Monte Carlo samples per window")
+    parser.add_argument("--batch-size", type=int, default=32, help="rows per forward pass")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--json", metavar="PATH", help="write the report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_eval_ppl(
+        args.model,
+        args.data,
+        args.seq_len,
+        args.mc_num,
+        args.batch_size,
+        args.json,
+        context=args.context,
+        seed=args.seed,
+        device=args.device,
+    )
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -52,6 +83,11 @@ def run_eval_ppl(
 ) -> int:
     """Print (and with ``json_path`` write) the perplexity bound; ``seq_len`` defaults to the
     model's positions. Returns the exit status."""
+    import torch
+
+    from dlm.data import read_text_documents
+    from dlm.evaluation.likelihood import perplexity_bound
+
     model, tokenizer = load_model_and_tokenizer(model_dir)
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     seq_len = seq_len or model.max_positions

@@ -31,9 +31,58 @@ from dlm.evaluation.task_eval import DEFAULT_METRIC, resolve_metrics
 from dlm.tasks import Example, get_task
 from dlm.tasks.splits import split_options
 
-from .common import load_model_and_tokenizer, parse_options, sampler_options
+from .common import (
+    add_sampler_options,
+    add_task_selection,
+    load_model_and_tokenizer,
+    parse_options,
+    sampler_options,
+)
 
-__all__ = ["run_eval"]
+__all__ = ["HELP", "add_arguments", "run", "run_eval"]
+
+HELP = (
+    "verified task accuracy of a checkpoint, per bucket "
+    "(also: dlm eval ppl ..., dlm eval lm-eval ...)"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a dlm checkpoint directory")
+    parser.add_argument(
+        "--task", help="a registered task (default: the one the model was trained on)"
+    )
+    add_task_selection(parser)
+    parser.add_argument(
+        "--data", metavar="FILE.jsonl", help="examples to evaluate (from dlm task make)"
+    )
+    parser.add_argument("--n", type=int, default=None, help="evaluate only the first N examples")
+    parser.add_argument(
+        "--seed-data",
+        type=int,
+        default=1,
+        help="generator seed when neither a recipe nor --data gives the examples",
+    )
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument(
+        "--samples", type=int, default=1, help="samples per prompt (self-consistency)"
+    )
+    parser.add_argument(
+        "--vote", action="store_true", help="majority vote on the final answer (SC@k)"
+    )
+    parser.add_argument("--multipass", action="store_true", help="one thought per pass (DoT-MP)")
+    parser.add_argument(
+        "--max-passes", type=int, default=12, help="passes per answer with --multipass"
+    )
+    parser.add_argument("--json", metavar="PATH", help="write the report as JSON")
+    parser.add_argument(
+        "--metric",
+        action="append",
+        metavar="NAME",
+        help="a metric of the task to report overall and per bucket (repeatable or a comma "
+        "list; default: verify, the strict check; e.g. lenient for countdown)",
+    )
+    add_sampler_options(parser, max_new_tokens=None)
 
 
 def _recipe_of(model_dir: Path):
@@ -138,3 +187,6 @@ def run_eval(args: argparse.Namespace) -> int:
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"report written to {out}")
     return 0
+
+
+run = run_eval  # the entry point main wires (add_arguments / run)

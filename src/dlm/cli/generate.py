@@ -1,23 +1,55 @@
-"""``dlm generate``: sample from a checkpoint for one prompt or a JSONL file of prompts."""
+"""``dlm generate``: sample from a checkpoint for one prompt or a JSONL file of prompts.
+
+    dlm generate --model DIR --prompt TEXT [--max-new-tokens N] [sampler options]
+    dlm generate --model DIR --input prompts.jsonl --output answers.jsonl [--chat] [--stream]
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from dlm.data import DataError, read_jsonl, write_jsonl
 from dlm.errors import DlmUserError
-from dlm.evaluation import batch_prompts, decode_answers
-from dlm.models import DiffusionLM
-from dlm.sampling import generate, stream
 
-from .common import load_model_and_tokenizer, sampler_options
+from .common import add_sampler_options, load_model_and_tokenizer, sampler_options
 
-__all__ = ["run_generate"]
+if TYPE_CHECKING:
+    from dlm.models import DiffusionLM
+
+__all__ = ["HELP", "add_arguments", "apply_chat_template", "render_region", "run", "run_generate"]
+
+HELP = "sample from a trained model"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a dlm checkpoint directory")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", help="one prompt (text, encoded with the model's tokenizer)")
+    src.add_argument(
+        "--input",
+        metavar="FILE.jsonl",
+        help="prompts, one JSON object with a 'prompt' key per line",
+    )
+    parser.add_argument(
+        "--output", metavar="FILE.jsonl", help="write results here instead of printing them"
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--chat",
+        action="store_true",
+        help="wrap each prompt (or a JSONL line's 'messages') in the tokenizer's chat template",
+    )
+    parser.add_argument(
+        "--stream", action="store_true", help="show the canvas filling in, step by step"
+    )
+    add_sampler_options(parser)
 
 
 def _prompts(args: argparse.Namespace) -> list[dict]:
+    from dlm.data import DataError, read_jsonl
+
     if args.prompt is not None:
         return [{"prompt": args.prompt}]
     records = read_jsonl(args.input)
@@ -44,7 +76,11 @@ def apply_chat_template(tokenizer, records: list[dict]) -> list[dict]:
     return out
 
 
-def run_generate(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    from dlm.data import DataError, write_jsonl
+    from dlm.evaluation import batch_prompts, decode_answers
+    from dlm.sampling import generate
+
     model, tokenizer = load_model_and_tokenizer(args.model)
     records = _prompts(args)
     if args.chat:
@@ -94,6 +130,9 @@ def render_region(
 
 def _stream(model: DiffusionLM, tokenizer, records: list[dict], sampler: dict) -> int:
     """Print every row's canvas after every step (the terminal view of ``dlm.sampling.stream``)."""
+    from dlm.evaluation import batch_prompts
+    from dlm.sampling import stream
+
     cfg = model.config
     input_ids, mask = batch_prompts(tokenizer, [str(r["prompt"]) for r in records])
     last = None
@@ -108,3 +147,6 @@ def _stream(model: DiffusionLM, tokenizer, records: list[dict], sampler: dict) -
     if last is not None:
         print(f"{last.step + 1} steps, {last.nfe} forward passes", file=sys.stderr)
     return 0
+
+
+run_generate = run  # the name earlier code imports
