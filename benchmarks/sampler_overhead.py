@@ -120,9 +120,15 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--modes", nargs="*", default=list(MODES))
     parser.add_argument("--batches", nargs="*", type=int, default=[1, 8])
+    parser.add_argument(
+        "--compile", action="store_true", help="add canvas+compile (torch.compile of the step)"
+    )
     parser.add_argument("--json", help="write the rows as JSON")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.compile:
+        MODES["canvas+compile"] = {"compile": True}
+        args.modes.append("canvas+compile")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {platform.processor()}")
     print("| model | batch | mode | NFE | step ms | forward ms | other ms | other % |")
     print("|---|---|---|---|---|---|---|---|")
