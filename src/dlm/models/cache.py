@@ -44,7 +44,7 @@ from .attention import build_attention
 if TYPE_CHECKING:
     from .diffusion_lm import DiffusionLM
 
-__all__ = ["CACHE_MODES", "CachedStepForward", "FullStepForward", "build_step_forward"]
+__all__ = ["CACHE_MODES", "CachedStepForward", "FullStepForward"]
 
 CACHE_MODES = ("none", "prefix", "dual")
 
@@ -235,30 +235,3 @@ class CachedStepForward:
             logits_to_keep=self.reader.keep,
         )
         return self.reader.read(logits)
-
-
-def build_step_forward(
-    model: DiffusionLM,
-    attention_mask: torch.Tensor | None,
-    length: int,
-    device: torch.device,
-    *,
-    prompt_length: int,
-    batch: int,
-    cache: str = "none",
-    compile: bool = False,
-    window_at_block: bool = False,
-) -> FullStepForward | CachedStepForward:
-    """The step forward of ``cache`` mode for one canvas layout."""
-    if cache not in CACHE_MODES:
-        raise DlmUserError(f"unknown cache {cache!r}; choose one of: {', '.join(CACHE_MODES)}")
-    if cache == "none":
-        return FullStepForward(model, attention_mask, length, device, compile=compile)
-    if compile:
-        raise DlmUserError(
-            "compile=True needs cache='none' (a static-shape canvas); the caches change shape per block"
-        )
-    return CachedStepForward(
-        model, attention_mask, length, device, prompt_length, batch,
-        dual=cache == "dual", window_at_block=window_at_block,
-    )

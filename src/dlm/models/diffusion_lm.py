@@ -31,7 +31,7 @@ from dlm.errors import DlmUserError
 
 from .attention import ATTENTION_MODES, build_attention, set_causal
 from .backbones import max_positions
-from .cache import CachedStepForward, FullStepForward, build_step_forward
+from .cache import CACHE_MODES, CachedStepForward, FullStepForward
 
 __all__ = [
     "DiffusionConfig",
@@ -215,9 +215,18 @@ class DiffusionLM(nn.Module):
         CUDA graph on a GPU), ``prefix`` or ``dual`` (Fast-dLLM's caches, refreshed at each
         block start). Every kind runs the LM head only on the columns a step reads.
         """
-        return build_step_forward(
-            self, attention_mask, length, self.device, prompt_length=prompt_length, batch=batch,
-            cache=cache, compile=compile, window_at_block=window_at_block,
+        if cache not in CACHE_MODES:
+            raise DlmUserError(f"unknown cache {cache!r}; choose one of: {', '.join(CACHE_MODES)}")
+        if cache == "none":
+            return FullStepForward(self, attention_mask, length, self.device, compile=compile)
+        if compile:
+            raise DlmUserError(
+                "compile=True needs cache='none' (a static-shape canvas); the caches change "
+                "shape per block"
+            )
+        return CachedStepForward(
+            self, attention_mask, length, self.device, prompt_length, batch,
+            dual=cache == "dual", window_at_block=window_at_block,
         )
 
     def head_logits(
