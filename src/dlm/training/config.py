@@ -123,6 +123,43 @@ class TrainConfig:
             raise ConfigError(f"keep_last must be at least 1; got {self.keep_last}")
         if len(self.optim.betas) != 2:
             raise ConfigError(f"optim.betas needs two numbers; got {self.optim.betas}")
+        self._check_model()
+        self._check_diffusion()
+
+    def _check_model(self) -> None:
+        m = self.model
+        if m.init is None and (m.num_heads < 1 or m.hidden_size % m.num_heads):
+            raise ConfigError(
+                f"model.hidden_size ({m.hidden_size}) must be a multiple of model.num_heads "
+                f"({m.num_heads}); change one of them"
+            )
+        for name in ("hidden_size", "num_layers", "max_positions"):
+            if m.init is None and getattr(m, name) < 1:
+                raise ConfigError(f"model.{name} must be at least 1; got {getattr(m, name)}")
+
+    def _check_diffusion(self) -> None:
+        """The diffusion section's ranges, checked before any work starts."""
+        d = self.diffusion
+        if self.objective == "ar":
+            return
+        if d.schedule == "discrete" and (d.num_steps is None or d.num_steps < 1):
+            raise ConfigError(
+                "diffusion.schedule=discrete needs diffusion.num_steps=T (at least 1), "
+                "e.g. diffusion.num_steps=20"
+            )
+        if d.weighting == "linear" and d.schedule != "discrete":
+            raise ConfigError(
+                "diffusion.weighting=linear (w = T - t + 1) needs diffusion.schedule=discrete and "
+                "diffusion.num_steps=T"
+            )
+        if not 0.0 <= d.eps < 1.0:
+            raise ConfigError(f"diffusion.eps must lie in [0, 1); got {d.eps}")
+        if d.weighting == "cart" and not 0.0 < d.cart_p < 1.0:
+            raise ConfigError(f"diffusion.cart_p must lie in (0, 1); got {d.cart_p}")
+        if not 0.0 <= d.scheduled_min_prob <= 1.0:
+            raise ConfigError(
+                f"diffusion.scheduled_min_prob must lie in [0, 1]; got {d.scheduled_min_prob}"
+            )
 
 
 def load_train_config(path: str | None, overrides: list[str] | None = None) -> TrainConfig:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from dlm.config import ConfigError
 from dlm.data import SequenceData
 from dlm.diffusion import (
     NoiseSchedule,
@@ -115,7 +116,7 @@ def build_objective(config: TrainConfig):
     d = config.diffusion
     schedule = make_schedule(d.schedule, d.num_steps)
     if d.weighting == "linear" and schedule.num_steps is None:
-        raise ValueError(
+        raise ConfigError(
             "diffusion.weighting=linear (w = T - t + 1) needs diffusion.schedule=discrete and "
             "diffusion.num_steps=T"
         )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dlm.config import ConfigError
 from dlm.sampling.policies import select_top_k
 
 __all__ = ["ScheduledSampling", "own_prediction_inputs"]
@@ -35,9 +36,14 @@ class ScheduledSampling:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_prob <= 1.0:
-            raise ValueError(f"scheduled_min_prob must lie in [0, 1]; got {self.min_prob}")
+            raise ConfigError(
+                f"diffusion.scheduled_min_prob must lie in [0, 1]; got {self.min_prob}"
+            )
         if self.ramp_steps < 1 or self.sampler_steps < 1:
-            raise ValueError("scheduled_ramp_steps and scheduled_sampler_steps must be >= 1")
+            raise ConfigError(
+                "diffusion.scheduled_ramp_steps and diffusion.scheduled_sampler_steps must be "
+                f">= 1; got {self.ramp_steps} and {self.sampler_steps}"
+            )
 
     def gold_prob(self, step: int) -> float:
         """p_gold at training step ``step``: 1 at step 0, ``min_prob`` from ``ramp_steps`` on."""
