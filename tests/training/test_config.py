@@ -47,11 +47,18 @@ def test_overrides_are_typed():
         ("model.attention=sideways", "model.attention must be one of"),
         ("optim.lr", "must look like key=value"),
         ("optim.max_steps=0", "optim.max_steps must be at least 1"),
+        ("model.num_heads=3", r"model.hidden_size \(128\) must be a multiple of model.num_heads"),
+        ("diffusion.schedule=discrete", "diffusion.schedule=discrete needs diffusion.num_steps"),
+        ("diffusion.weighting=linear", "needs diffusion.schedule=discrete"),
+        ("diffusion.eps=1.5", r"diffusion.eps must lie in \[0, 1\)"),
+        ("diffusion.cart_p=0", r"diffusion.cart_p must lie in \(0, 1\)"),
+        ("diffusion.scheduled_min_prob=2", r"scheduled_min_prob must lie in \[0, 1\]"),
     ],
 )
 def test_bad_values_are_clear_errors(override, message):
+    overrides = [override, "diffusion.weighting=cart"] if "cart_p" in override else [override]
     with pytest.raises(ConfigError, match=message):
-        load_train_config(None, [override])
+        load_train_config(None, overrides)
 
 
 def test_diffusion_objective_refuses_causal_attention():
