@@ -183,7 +183,6 @@ def test_dream_counts_never_match_the_linear_split():
             assert dream_counts(n, steps) != linear
 
 
-@NEEDS_DREAM
 @pytest.mark.parametrize("n, steps", [(16, 16), (8, 4), (10, 3), (4, 8)])
 def test_dlm_dream_schedule_counts(n, steps):
     model = dream_model()
@@ -207,7 +206,6 @@ def test_dream_single_step_matches_today():
         assert torch.equal(_dlm_dream(model, ids, None, 8, 1, alg), ref)
 
 
-@NEEDS_DREAM
 @pytest.mark.parametrize(
     "alg, alg_temp, n, steps",
     [
@@ -226,7 +224,6 @@ def test_dream_greedy(alg, alg_temp, n, steps):
     assert torch.equal(_dlm_dream(model, ids, None, n, steps, alg, alg_temp, **DREAM_EXACT), ref)
 
 
-@NEEDS_DREAM
 @pytest.mark.parametrize("top_p, top_k", [(None, 5), (0.8, None)])
 def test_dream_greedy_filtered(top_p, top_k):
     """Greedy with one filter: the kept set renormalises the confidences on both sides."""
@@ -239,11 +236,6 @@ def test_dream_greedy_filtered(top_p, top_k):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Dream filters top-p THEN top-k (strict > on the exclusive mass); dlm's filter_logits "
-    "does top-k then top-p; plus schedule='dream'",
-)
 def test_dream_top_p_then_top_k():
     model = dream_model()
     ids = _prompts(2, 4)
@@ -253,7 +245,6 @@ def test_dream_top_p_then_top_k():
     )
 
 
-@NEEDS_DREAM
 def test_dream_ragged_left_padded_batch():
     model = dream_model()
     ids, mask = _ragged()
@@ -261,7 +252,6 @@ def test_dream_ragged_left_padded_batch():
     assert torch.equal(_dlm_dream(model, ids, mask, 8, 4, "maskgit_plus", **DREAM_EXACT), ref)
 
 
-@NEEDS_DREAM
 def test_dream_eos_is_an_ordinary_token():
     model = dream_model(eos=3.0)  # EOS is likely: Dream keeps tokens after it
     ids = _prompts(2, 4)
@@ -273,7 +263,6 @@ def test_dream_eos_is_an_ordinary_token():
     assert torch.equal(_dlm_dream(model, ids, None, 12, 6, "entropy", **DREAM_EXACT), ref)
 
 
-@NEEDS_DREAM_RNG
 @pytest.mark.parametrize("temperature", [0.0, 0.8])
 def test_dream_origin(temperature):
     model = dream_model()
@@ -294,7 +283,6 @@ def test_dream_origin(temperature):
     assert torch.equal(got, ref)
 
 
-@NEEDS_DREAM_RNG
 @pytest.mark.parametrize(
     "alg, alg_temp, temperature",
     [("maskgit_plus", 0.5, 0.0), ("topk_margin", None, 0.7), ("entropy", 0.3, 0.7)],
@@ -387,7 +375,6 @@ def test_llada_low_confidence_blocks(steps, n, block, ragged):
     assert out.nfe <= nfe  # dlm ends a block once it is full; LLaDA runs every step
 
 
-@NEEDS_STOP
 def test_llada_eos_is_an_ordinary_token():
     model = llada_model(eos=3.0)
     ids = _prompts(2, 5)
@@ -396,7 +383,6 @@ def test_llada_eos_is_an_ordinary_token():
     assert torch.equal(_dlm_llada(model, ids, None, 8, 16, 4, **LLADA_EXACT).sequences, ref)
 
 
-@NEEDS_LLADA_RNG
 @pytest.mark.parametrize(
     "temperature, remasking", [(0.0, "random"), (0.8, "low_confidence"), (0.8, "random")]
 )
@@ -412,15 +398,19 @@ def test_llada_stochastic(temperature, remasking):
 
 
 # ------------------------------------------------------------------ Fast-dLLM LLaDA
-def _fastdllm_llada(model, ids, steps, n, block, threshold=None, cache=None):
+def _fastdllm_llada(
+    model, ids, steps, n, block, threshold=None, cache=None, temperature=0.0,
+    remasking="low_confidence", seed=0,
+):
+    torch.manual_seed(seed)
     return fastdllm_llada_generate(
         Backbone(model),
         ids,
         steps,
         n,
         block,
-        0.0,
-        "low_confidence",
+        temperature,
+        remasking,
         mask_id=MASK_ID,
         threshold=threshold,
         cache=cache,
@@ -452,6 +442,42 @@ def test_fastdllm_llada(cache, threshold, steps, n, block):
         assert out.nfe == nfe
 
 
+@pytest.mark.parametrize(
+    "cache, threshold, temperature, remasking",
+    [
+        ("none", 0.3, 0.8, "low_confidence"),
+        ("prefix", None, 0.8, "low_confidence"),  # and the prefix loop's discarded draw
+        ("prefix", None, 0.0, "random"),
+        ("dual", None, 0.8, "random"),
+        ("dual", 0.03, 0.8, "low_confidence"),  # block-start passes fill blocks: the idle pass
+    ],
+)
+def test_fastdllm_llada_stochastic(cache, threshold, temperature, remasking):
+    """rng='llada' with a cache draws over the window Fast-dLLM feeds (block + suffix for the
+    prefix cache, the block for the dual cache; the whole canvas at the block-start pass)."""
+    model = llada_model()
+    ids = _prompts(1, 5)
+    ref, _ = _fastdllm_llada(
+        model, ids, 9, 12, 4, threshold, None if cache == "none" else cache, temperature,
+        remasking, seed=6,
+    )
+    out = generate(
+        model,
+        ids,
+        max_new_tokens=12,
+        steps=9,
+        block_length=4,
+        policy="random" if remasking == "random" else "confidence",
+        temperature=temperature,
+        threshold=threshold,
+        cache=cache,
+        seed=6,
+        **LLADA_EXACT,
+        **LLADA_RNG,
+    )
+    assert torch.equal(out.sequences, ref)
+
+
 def test_fastdllm_llada_threshold_commits_more_than_one():
     """The threshold comparison above is not vacuous: some pass commits several tokens."""
     model = llada_model()
@@ -477,7 +503,6 @@ def _fastdllm_dream(model, ids, n, steps, block, alg, threshold=0.9, dual=False,
     )
 
 
-@NEEDS_FIRST
 @pytest.mark.parametrize("dual", [False, True])
 @pytest.mark.parametrize("steps, n, block", [(8, 16, 4), (9, 12, 4)])
 def test_fastdllm_dream_block_entropy(dual, steps, n, block):
@@ -497,7 +522,6 @@ def test_fastdllm_dream_block_entropy(dual, steps, n, block):
     assert torch.equal(out.sequences, ref)
 
 
-@NEEDS_FIRST
 @pytest.mark.parametrize("dual", [False, True])
 @pytest.mark.parametrize("threshold", [0.2, 0.5])
 def test_fastdllm_dream_block_threshold(dual, threshold):

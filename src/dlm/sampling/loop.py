@@ -18,6 +18,10 @@ Host synchronisations are counted, not scattered:
 A row whose EOS has nothing masked before it is finished (the rest becomes padding) unless
 ``stop_at_eos`` is off; the loop skips a block only when nothing in it is left to fill, so a
 block whose rows all finished mid-way still runs its remaining steps (they commit nothing).
+
+``rng`` dream / llada replace the step's random draws by the reference sampler's own calls
+(``_reference_step``, ``reference_rng``); they read M and k on the host. The default ``rng="dlm"``
+path never enters them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from . import reference_rng
 from .blocks import Block, plan_blocks
 from .canvas import Canvas
 from .commit import factor_commit, threshold_commit
@@ -132,6 +137,51 @@ class SamplingRun:
             scores, eligible, count, kmax=kmax, temperature=s.policy_temperature, generator=gen
         )
 
+    def _reference_step(self, block: Block, i: int, plan, logits, eligible, masked_fraction):
+        """Step i's proposal and chosen positions, drawn as the reference sampler draws them
+        (``rng="dream"``: Dream's ``_sample``; ``rng="llada"``: LLaDA's / Fast-dLLM's)."""
+        s, gen, rr = self.s, self.generator, reference_rng
+        mask_id = self.model.config.mask_token_id
+        length = self.tokens.shape[1]
+        logits = penalize_end_tokens(logits, self.end_ids, s.eos_penalty, masked_fraction)
+        if s.rng == "dream":
+            proposal = propose(
+                logits, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
+                mask_token_id=mask_id, sample=False,
+            )
+            plan.stale = True
+            if s.policy == "random":  # origin: the reveals first, then the revealed rows' tokens
+                ratio = 1.0 if i == block.steps - 1 else plan.ratios[i]
+                chosen = rr.dream_reveal(eligible, ratio, gen)
+                if s.temperature > 0:
+                    proposal = rr.dream_tokens(proposal, chosen, gen)
+                return proposal, chosen
+            if s.temperature > 0:  # every masked row's token, then the positions
+                proposal = rr.dream_tokens(proposal, eligible, gen)
+            count, kmax, _ = plan.at(i, eligible)
+            if count is None or s.policy_temperature == 0:
+                return proposal, self._decide(proposal, eligible, count, kmax, None)
+            k = int(count[0])
+            if k == 0:
+                return proposal, torch.zeros_like(eligible)
+            scores = score_positions(s.policy, proposal)
+            temp = s.policy_temperature
+            return proposal, rr.dream_positions(scores, eligible, k, temp, block.start, length, gen)
+        window = rr.fed_window(s.cache, i, block.start, block.end, length)
+        proposal = propose(logits, mask_token_id=mask_id)  # LLaDA ranks by the clean softmax
+        if s.temperature > 0:
+            discard = int(s.cache == "prefix" and i > 0)
+            proposal = rr.llada_tokens(
+                proposal, logits, s.temperature, window, mask_id, gen, discard=discard
+            )
+        count, kmax, _ = plan.at(i, eligible)
+        if s.policy != "random":
+            return proposal, self._decide(proposal, eligible, count, kmax, None)
+        scores = rr.llada_uniform(eligible, window, gen)
+        if count is None:
+            return proposal, eligible
+        return proposal, select_top_k(scores, eligible, count, kmax=kmax)
+
     # ------------------------------------------------------------------ the commit loop
     def _commit(self) -> Iterator[StepEvent]:
         """Policies that commit masked positions for good: random, confidence, margin, entropy."""
@@ -168,13 +218,19 @@ class SamplingRun:
         """Yield each step's chosen (B, n) positions of ``block``, having written their tokens."""
         s, p0 = self.s, self.canvas.prompt_length
         lo, hi = block.start - p0, block.end - p0
-        width, steps = hi - lo, block.steps
+        steps = block.steps
         first_rule = s.block_start == "first"
         plan = _CountPlan(s, masked[:, lo:hi], steps, first_rule, self.generator)
         done = _LaggedFlag(masked.device) if self.eos_id is not None and not s.adaptive else None
         logits, i = None, 0
         while True:
             eligible = masked[:, lo:hi]
+            idle = i == 1 and s.rng == "llada" and s.cache != "none" and (s.adaptive or steps > 1)
+            if idle and not bool(eligible.any()):
+                # Fast-dLLM's cached loop runs (and draws) once more after a block-start pass
+                # that filled the block; it commits nothing
+                self._reference_step(block, i, plan, logits, eligible, masked.sum(1) / free_count)
+                return
             if s.adaptive and i > 0 and not bool(eligible.any()):  # the adaptive step's one read
                 return
             if not s.adaptive and i > plan.last_step:  # the schedule commits nothing after it
@@ -186,13 +242,17 @@ class SamplingRun:
                 self.nfe += 1
             if done is not None and not done.immediate and done.read():
                 return
-            proposal = self._propose(logits, masked.sum(1) / free_count)
-            if first_rule and i == 0:
-                chosen = eligible if steps == 1 and not s.adaptive else first_of(eligible)
-                plan.stale = True
+            if s.rng != "dlm":
+                fraction = masked.sum(1) / free_count
+                proposal, chosen = self._reference_step(block, i, plan, logits, eligible, fraction)
             else:
-                count, kmax, reveal = plan.at(i, eligible)
-                chosen = self._decide(proposal, eligible, count, kmax, reveal)
+                proposal = self._propose(logits, masked.sum(1) / free_count)
+                if first_rule and i == 0:
+                    chosen = eligible if steps == 1 and not s.adaptive else first_of(eligible)
+                    plan.stale = True
+                else:
+                    count, kmax, reveal = plan.at(i, eligible)
+                    chosen = self._decide(proposal, eligible, count, kmax, reveal)
             window = region[:, lo:hi]
             window.copy_(torch.where(chosen, proposal.tokens, window))
             yield chosen  # the caller updates ``masked`` (EOS stopping included)
@@ -316,10 +376,11 @@ class _CountPlan:
             self.counts = commit_counts(n, left)
             self.kmax = self.counts.amax(0).tolist()  # the block's one read
             active = [j for j, k in enumerate(self.kmax) if k > 0]
-            self.last_step = self.offset + (active[-1] if active else -1) if s.policy != "random" else self.last_step
+            if not (s.rng == "llada" and s.cache == "none"):  # LLaDA draws at every step
+                self.last_step = self.offset + (active[-1] if active else -1)
             grid = time_grid(left, s.eps, device=device)
             reveal = 1.0 - grid[1:] / grid[:-1]
-        if s.policy == "random":
+        if s.policy == "random" and s.rng == "dlm":
             reveal = reveal.clone()
             reveal[-1] = 1.0
             survival = torch.cumprod(1.0 - reveal, 0)  # (left,) P(still masked after step j)
@@ -337,7 +398,7 @@ class _CountPlan:
             self.stale = True
             return eligible.any(1).long(), self.width, None
         j = i - self.offset
-        if s.policy == "random":
+        if s.policy == "random" and s.rng == "dlm":
             self.stale = self.reveals[j]
             return eligible.any(1).long(), self.width, self.reveal_step == j
         if i == self.steps - 1:

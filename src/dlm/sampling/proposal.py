@@ -51,13 +51,17 @@ def propose(
     top_k: int | None = None,
     mask_token_id: int | None = None,
     generator: torch.Generator | None = None,
+    sample: bool = True,
 ) -> Proposal:
-    """Propose one token per position from (B, N, V) logits."""
+    """Propose one token per position from (B, N, V) logits.
+
+    ``sample=False`` keeps the argmax even with a temperature: the caller draws the tokens
+    itself from ``probs`` (``reference_rng``'s reference-stream draws)."""
     logits = filter_logits(logits, temperature, top_p, top_k)  # a float32 copy
     if mask_token_id is not None:
         logits[..., mask_token_id] = float("-inf")
     probs = torch.softmax(logits, dim=-1)
-    if temperature > 0:
+    if temperature > 0 and sample:
         race = torch.empty_like(probs).exponential_(1.0, generator=generator)
         tokens = (probs / race).argmax(dim=-1)
     else:

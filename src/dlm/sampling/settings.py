@@ -20,7 +20,8 @@ its neutral value: ``top_p=1.0``, ``top_k=0``.
 Fields that make dlm reproduce a published sampler exactly (``docs/reference-samplers.md``):
 ``schedule="dream"`` (Dream's float32 step counts), ``stop_at_eos=False`` (EOS and padding are
 ordinary tokens, as in Dream, LLaDA and Fast-dLLM) and ``block_start="first"`` (Fast-dLLM's
-Dream block rule).
+Dream block rule), and ``rng="dream"`` / ``rng="llada"`` (draw the random numbers as those
+samplers do, so that stochastic runs match too; ``dlm.sampling.reference_rng``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "BLOCK_STARTS",
     "CACHE_MODES",
     "POLICIES",
+    "RNG_MODES",
     "SCHEDULES",
     "ResolvedSettings",
     "SamplerSettings",
@@ -49,6 +51,7 @@ __all__ = [
 POLICIES = ("random", "confidence", "margin", "entropy", "remask")
 SCHEDULES = ("linear", "dream")
 BLOCK_STARTS = ("any", "first")
+RNG_MODES = ("dlm", "dream", "llada")
 
 #: The layers of ``resolve``, highest precedence first.
 SOURCES = ("argument", "request", "checkpoint", "default")
@@ -144,6 +147,15 @@ class SamplerSettings:
         0.5, "Gumbel scale of policy remask (noise = remask_noise * t / T)", low=0.0
     )
     seed: int | None = _setting(None, "seeds every random draw of the run")
+    rng: str = _setting(
+        "dlm",
+        "how random numbers are drawn: dlm (batched, its own stream); dream (Dream "
+        "diffusion_generate's torch.rand / torch.multinomial calls, with schedule=dream, no "
+        "blocks or cache); llada (LLaDA generate's float64 Gumbel noise over the whole canvas "
+        "and, for policy=random, its uniform ranking with the linear counts). With a seed they "
+        "replay the reference's global RNG after torch.manual_seed(seed)",
+        choices=RNG_MODES,
+    )
     compile: bool = _setting(
         False, "torch.compile the static-shape step forward (CUDA graphs on a GPU)"
     )
@@ -197,6 +209,48 @@ class SamplerSettings:
             raise SettingsError(
                 "schedule='dream' sets fixed step counts; threshold and factor choose their own, "
                 "so give one or the other"
+            )
+        if self.rng != "dlm":
+            self._check_reference_rng()
+
+    def _check_reference_rng(self) -> None:
+        """``rng`` dream / llada replay one reference sampler's draws; refuse what it never does."""
+        name = f"rng={self.rng!r}"
+        if self.policy == "remask":
+            raise SettingsError(f"{name} replays Dream's or LLaDA's draws; policy 'remask' is MGDM's")
+        if self.factor is not None:
+            raise SettingsError(f"{name} has no factor rule (Fast-dLLM's later rule draws nothing)")
+        if self.rng == "dream":
+            if self.schedule != "dream":
+                raise SettingsError(
+                    "rng='dream' replays Dream's diffusion_generate, whose counts are "
+                    "schedule='dream'; give schedule='dream'"
+                )
+            if self.block_length is not None or self.cache != "none" or self.block_start != "any":
+                raise SettingsError(
+                    "rng='dream' replays Dream's diffusion_generate, which has no blocks or cache; "
+                    "drop block_length / cache / block_start (Fast-dLLM's Dream block sampler's "
+                    "draws are not replayed: use rng='dlm' there)"
+                )
+            return
+        if self.policy not in ("confidence", "random"):
+            raise SettingsError(
+                "rng='llada' replays LLaDA's remasking 'low_confidence' (policy='confidence') or "
+                f"'random' (policy='random'); got policy {self.policy!r}"
+            )
+        if self.schedule != "linear" or self.block_start != "any":
+            raise SettingsError(
+                "rng='llada' replays LLaDA's per-block linear counts: schedule='linear', "
+                "block_start='any'"
+            )
+        if self.policy_temperature > 0:
+            raise SettingsError("rng='llada': LLaDA draws no positions (policy_temperature=0)")
+        if (self.top_p is not None and self.top_p < 1) or self.top_k:
+            raise SettingsError("rng='llada': LLaDA's Gumbel draw has no top_p / top_k filtering")
+        if self.threshold is not None and self.policy == "random":
+            raise SettingsError(
+                "rng='llada' with a threshold replays Fast-dLLM's low_confidence rule; use "
+                "policy='confidence'"
             )
 
     # ------------------------------------------------------------------ sources
