@@ -9,7 +9,6 @@ from transformers import Qwen2ForCausalLM
 
 from dlm.checkpoints import detect_format, load_model, load_published, probe
 from dlm.checkpoints.dream import DREAM
-from dlm.models import DiffusionLM
 from dlm.models.diffusion_lm import shift_logits
 
 
