@@ -152,8 +152,9 @@ class SamplerSettings:
         "how random numbers are drawn: dlm (batched, its own stream); dream (Dream "
         "diffusion_generate's torch.rand / torch.multinomial calls, with schedule=dream, no "
         "blocks or cache); llada (LLaDA generate's float64 Gumbel noise over the whole canvas "
-        "and, for policy=random, its uniform ranking with the linear counts). With a seed they "
-        "replay the reference's global RNG after torch.manual_seed(seed)",
+        "and, for policy=random, its uniform ranking with the linear counts; with a cache, "
+        "Fast-dLLM's draws over the window it feeds). With a seed they replay the "
+        "reference's global RNG after torch.manual_seed(seed)",
         choices=RNG_MODES,
     )
     compile: bool = _setting(
