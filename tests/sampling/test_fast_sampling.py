@@ -282,3 +282,18 @@ def test_blocks_of_pinned_tokens_get_no_steps():
 def test_bad_sampler_options_are_clear_errors(options, message):
     with pytest.raises(SettingsError, match=message):
         generate(tiny_model(), torch.randint(5, 40, (1, 3)), max_new_tokens=4, **options)
+
+
+def test_block_start_first_with_one_step_per_block_fills_each_block():
+    model = tiny_model("llama")
+    model.config.eos_token_id = None
+    prompts = torch.randint(5, 40, (2, 3), generator=torch.Generator().manual_seed(2))
+    out = generate(
+        model, prompts, max_new_tokens=8, steps=2, block_length=4, block_start="first"
+    )
+    assert out.nfe == 2 and not (out.generated == MASK_ID).any()
+    events = list(
+        stream(model, prompts, max_new_tokens=8, steps=4, block_length=4, block_start="first")
+    )
+    first_step = events[0].committed  # exactly the block's first column, whatever its score
+    assert first_step[:, 0].all() and first_step.sum() == 2

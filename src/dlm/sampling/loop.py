@@ -392,6 +392,8 @@ class _CountPlan:
             active = [j for j, hit in enumerate(self.reveals) if hit]
             self.last_step = self.offset + (active[-1] if active else -1)
 
+        self.last_step = min(self.last_step, steps - 1)
+
     def at(self, i: int, eligible: torch.Tensor):
         s = self.s
         if s.adaptive:
