@@ -167,3 +167,40 @@ def test_chat_template_wraps_prompts(trained, tmp_path, capsys):
     )
     assert [r["prompt"] for r in records] == ["12|", "3|"]
     assert records[1]["id"] == 5
+
+
+def test_sampler_flags_of_generate_and_eval_are_every_settings_field():
+    from dlm.cli.main import build_parser
+    from dlm.sampling import SamplerSettings
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    for command in ("generate", "eval"):
+        group = next(
+            g for g in subparsers[command]._action_groups if g.title.startswith("sampler")
+        )
+        assert {a.dest for a in group._group_actions} == set(SamplerSettings.field_names())
+
+
+def test_print_settings_shows_each_value_and_its_source(trained, capsys):
+    import json as _json
+
+    config = trained / "dlm_config.json"
+    saved = _json.loads(config.read_text())
+    config.write_text(_json.dumps({**saved, "generation": {"steps": 5, "temperature": 0.3}}))
+    try:
+        argv = ["generate", "--model", str(trained), "--print-settings", "--steps", "7"]
+        assert main(argv + ["--no-stop-at-eos"]) == 0
+    finally:
+        config.write_text(_json.dumps(saved))
+    lines = {line.split("=")[0].strip(): line for line in capsys.readouterr().out.splitlines()}
+    assert lines["steps"].endswith("(argument)") and "= 7" in lines["steps"]
+    assert lines["temperature"].endswith("(checkpoint)") and "0.3" in lines["temperature"]
+    assert lines["max_new_tokens"].endswith("(command default)") and "64" in lines["max_new_tokens"]
+    assert lines["stop_at_eos"].endswith("(argument)") and "False" in lines["stop_at_eos"]
+    assert lines["policy"].endswith("(default)")
+
+
+def test_generate_without_prompts_is_a_clear_error(trained, capsys):
+    assert main(["generate", "--model", str(trained)]) == 2
+    assert "give the prompts: --prompt TEXT or --input FILE.jsonl" in capsys.readouterr().err

@@ -204,6 +204,7 @@ def test_eval_metric_values_on_scripted_answers(tmp_path, capsys, monkeypatch):
 
     class Scripted:
         is_autoregressive = False
+        generation_defaults: dict = {}
 
     def scripted_generate(model, input_ids, attention_mask, *, max_new_tokens, **options):
         rows = []

@@ -74,6 +74,7 @@ class ScriptedModel:
     """Stands in for a DiffusionLM: answers each prompt from a script, counting calls."""
 
     is_autoregressive = False
+    generation_defaults: dict = {}
 
     def __init__(self, tokenizer, script):
         self.tokenizer = tokenizer
@@ -255,6 +256,7 @@ def test_template_tasks_are_infilled_and_scored_on_the_filled_canvas() -> None:
         """Fills the free positions of the canvas with the gold digits, except in page 0."""
 
         is_autoregressive = False
+        generation_defaults: dict = {}
 
         def generate(self, input_ids, attention_mask, *, max_new_tokens, fixed, **sampler):
             assert fixed.shape == (4, max_new_tokens) and (fixed == -1).sum() == 4 * 9

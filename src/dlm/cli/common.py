@@ -18,73 +18,29 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from dlm.models import DiffusionLM
+    from dlm.sampling import ResolvedSettings
 
 __all__ = [
     "add_sampler_options",
     "add_task_selection",
     "load_model_and_tokenizer",
     "parse_options",
+    "resolve_sampler",
     "sampler_options",
     "task_names",
 ]
 
 
 def add_sampler_options(parser: argparse.ArgumentParser, max_new_tokens: int | None = 64) -> None:
-    from dlm.sampling import POLICIES
+    """The sampler flags: one per ``SamplerSettings`` field, generated from its fields.
 
-    group = parser.add_argument_group("sampler")
-    group.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=max_new_tokens,
-        help="length of the generation region"
-        + (" (default: the task's longest answer)" if max_new_tokens is None else ""),
-    )
-    group.add_argument(
-        "--steps", type=int, default=None, help="denoising steps (default: max-new-tokens)"
-    )
-    group.add_argument(
-        "--policy", choices=POLICIES, default="confidence", help="which positions to commit first"
-    )
-    group.add_argument(
-        "--temperature", type=float, default=0.0, help="token sampling temperature (0 = greedy)"
-    )
-    group.add_argument("--top-p", type=float, default=None)
-    group.add_argument("--top-k", type=int, default=None)
-    group.add_argument(
-        "--policy-temperature",
-        type=float,
-        default=0.0,
-        help="> 0 samples positions from softmax(score / T) instead of taking the top ones",
-    )
-    group.add_argument("--seed", type=int, default=None)
-    group.add_argument(
-        "--block-length",
-        type=int,
-        default=None,
-        help="fill the region in semi-AR blocks of this size",
-    )
-    group.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="commit every token above this probability (and each row's best) per step",
-    )
-    group.add_argument(
-        "--factor", type=float, default=None, help="Fast-dLLM factor rule instead of a threshold"
-    )
-    group.add_argument(
-        "--cache",
-        choices=("none", "prefix", "dual"),
-        default="none",
-        help="key/value cache refreshed at each block start (approximate)",
-    )
-    group.add_argument(
-        "--compile", action="store_true", help="torch.compile the per-step forward (CUDA graphs)"
-    )
-    group.add_argument(
-        "--eos-penalty", type=float, default=0.0, help="annealed PAD/EOS logit penalty (0 = off)"
-    )
+    Every flag defaults to "not given", so the checkpoint's saved sampler defaults show
+    through; ``max_new_tokens`` is this command's own default length (None: the task's).
+    """
+    from dlm.sampling import SamplerSettings
+
+    SamplerSettings.add_arguments(parser)
+    parser.set_defaults(command_max_new_tokens=max_new_tokens)
 
 
 def task_names() -> list[str]:
@@ -125,21 +81,20 @@ def load_model_and_tokenizer(path: str) -> tuple[DiffusionLM, PreTrainedTokenize
 
 
 def sampler_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The sampler keyword arguments of ``dlm.sampling.generate`` from the shared flags."""
-    return dict(
-        steps=args.steps,
-        policy=args.policy,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        top_k=args.top_k,
-        policy_temperature=args.policy_temperature,
-        seed=args.seed,
-        block_length=args.block_length,
-        threshold=args.threshold,
-        factor=args.factor,
-        cache=args.cache,
-        compile=args.compile,
-        eos_penalty=args.eos_penalty,
+    """The sampler flags the user gave (the explicit layer of ``SamplerSettings.resolve``)."""
+    from dlm.sampling import SamplerSettings
+
+    return SamplerSettings.from_arguments(args)
+
+
+def resolve_sampler(args: argparse.Namespace, model: DiffusionLM) -> ResolvedSettings:
+    """The run's settings: the flags given > the checkpoint's defaults > the command's > dlm's."""
+    from dlm.sampling import SamplerSettings
+
+    return SamplerSettings.resolve(
+        sampler_options(args),
+        checkpoint=model.generation_defaults,
+        defaults={"max_new_tokens": getattr(args, "command_max_new_tokens", None)},
     )
 
 

@@ -145,7 +145,8 @@ def run_eval(args: argparse.Namespace) -> int:
     task, options, examples = _task_and_examples(args, model_dir)
     metrics = metric_names(args.metric)
     resolve_metrics(task, metrics)  # an unknown name fails before the model loads
-    max_new = args.max_new_tokens or task.max_answer_tokens
+    sampler = sampler_options(args)  # the flags given; the checkpoint's defaults lie beneath
+    max_new = sampler.pop("max_new_tokens", None) or task.max_answer_tokens
     if max_new is None:
         raise DlmUserError(f"task {task.name!r} gives no answer length; pass --max-new-tokens")
     model, tokenizer = load_model_and_tokenizer(args.model)
@@ -161,7 +162,7 @@ def run_eval(args: argparse.Namespace) -> int:
         multipass=args.multipass,
         max_passes=args.max_passes,
         metrics=metrics,
-        **sampler_options(args),
+        **sampler,
     )
     result = {"model": str(model_dir), "task_options": options, **report.to_json()}
     kind = "AR (greedy)" if model.is_autoregressive else "diffusion"

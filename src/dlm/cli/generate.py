@@ -2,6 +2,10 @@
 
     dlm generate --model DIR --prompt TEXT [--max-new-tokens N] [sampler options]
     dlm generate --model DIR --input prompts.jsonl --output answers.jsonl [--chat] [--stream]
+    dlm generate --model DIR --print-settings [sampler options]   # resolved settings, their sources
+
+The sampler flags are generated from ``SamplerSettings``: a flag given wins over the
+checkpoint's saved sampler defaults, which win over dlm's defaults.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from typing import TYPE_CHECKING
 
 from dlm.errors import DlmUserError
 
-from .common import add_sampler_options, load_model_and_tokenizer, sampler_options
+from .common import add_sampler_options, load_model_and_tokenizer, resolve_sampler
 
 if TYPE_CHECKING:
     from dlm.models import DiffusionLM
+    from dlm.sampling import SamplerSettings
 
 __all__ = ["HELP", "add_arguments", "apply_chat_template", "render_region", "run", "run_generate"]
 
@@ -25,7 +30,7 @@ HELP = "sample from a trained model"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a dlm checkpoint directory")
-    src = parser.add_mutually_exclusive_group(required=True)
+    src = parser.add_mutually_exclusive_group()
     src.add_argument("--prompt", help="one prompt (text, encoded with the model's tokenizer)")
     src.add_argument(
         "--input",
@@ -43,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--stream", action="store_true", help="show the canvas filling in, step by step"
+    )
+    parser.add_argument(
+        "--print-settings",
+        action="store_true",
+        help="print the resolved sampler settings and where each value came from, then exit",
     )
     add_sampler_options(parser)
 
@@ -81,20 +91,26 @@ def run(args: argparse.Namespace) -> int:
     from dlm.evaluation import batch_prompts, decode_answers
     from dlm.sampling import generate
 
+    if args.prompt is None and args.input is None and not args.print_settings:
+        raise DlmUserError("give the prompts: --prompt TEXT or --input FILE.jsonl")
     model, tokenizer = load_model_and_tokenizer(args.model)
+    resolved = resolve_sampler(args, model)
+    if args.print_settings:
+        print(resolved.describe())
+        return 0
     records = _prompts(args)
     if args.chat:
         records = apply_chat_template(tokenizer, records)
     elif any("prompt" not in r for r in records):
         raise DataError(f"{args.input}: lines with 'messages' and no 'prompt' need --chat")
-    sampler = dict(max_new_tokens=args.max_new_tokens, **sampler_options(args))
+    settings = resolved.settings
     if args.stream:
-        return _stream(model, tokenizer, records, sampler)
+        return _stream(model, tokenizer, records, settings)
     results = []
     for start in range(0, len(records), args.batch_size):
         chunk = records[start : start + args.batch_size]
         input_ids, mask = batch_prompts(tokenizer, [str(r["prompt"]) for r in chunk])
-        out = generate(model, input_ids, mask, **sampler)
+        out = generate(model, input_ids, mask, settings=settings)
         for record, text in zip(chunk, decode_answers(tokenizer, out.generated), strict=True):
             results.append({**record, "output": text})
         print(
@@ -128,7 +144,7 @@ def render_region(
     return "".join(pieces)
 
 
-def _stream(model: DiffusionLM, tokenizer, records: list[dict], sampler: dict) -> int:
+def _stream(model: DiffusionLM, tokenizer, records: list[dict], settings: SamplerSettings) -> int:
     """Print every row's canvas after every step (the terminal view of ``dlm.sampling.stream``)."""
     from dlm.evaluation import batch_prompts
     from dlm.sampling import stream
@@ -136,7 +152,7 @@ def _stream(model: DiffusionLM, tokenizer, records: list[dict], sampler: dict) -
     cfg = model.config
     input_ids, mask = batch_prompts(tokenizer, [str(r["prompt"]) for r in records])
     last = None
-    for event in stream(model, input_ids, mask, **sampler):
+    for event in stream(model, input_ids, mask, settings=settings):
         for row in range(event.region.shape[0]):
             text = render_region(
                 tokenizer, event.region[row].tolist(), cfg.mask_token_id, cfg.pad_token_id

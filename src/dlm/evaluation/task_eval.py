@@ -23,7 +23,7 @@ from transformers import PreTrainedTokenizerBase
 from dlm.data import encode_prompts
 from dlm.errors import DlmUserError
 from dlm.models import DiffusionLM
-from dlm.sampling import generate
+from dlm.sampling import generate, settings_for
 from dlm.tasks import Example, Metric, Task
 
 from .self_consistency import majority_vote
@@ -231,9 +231,8 @@ def evaluate_task(
         raise DlmUserError(f"samples must be at least 1; got {samples}")
     if vote and samples < 2:
         raise DlmUserError("voting needs several samples; pass samples >= 2 (--samples K)")
-    random_sampler = (sampler.get("temperature") or 0) > 0 or (
-        sampler.get("policy_temperature") or 0
-    ) > 0
+    resolved = settings_for(model, **sampler)  # the checkpoint's defaults included
+    random_sampler = resolved.temperature > 0 or resolved.policy_temperature > 0
     if samples > 1 and not random_sampler and not model.is_autoregressive:
         raise DlmUserError(
             "several samples of a greedy sampler are identical; set temperature > 0 "
