@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from dlm.errors import SettingsError
+
 __all__ = ["Block", "plan_blocks"]
 
 
@@ -39,13 +41,13 @@ def plan_blocks(
     if block_length is None or block_length >= max_new_tokens:
         return [Block(0, prompt_length, prompt_length + max_new_tokens, steps)]
     if block_length < 1:
-        raise ValueError(f"block_length must be at least 1; got {block_length}")
+        raise SettingsError(f"block_length must be at least 1; got {block_length}")
     count = math.ceil(max_new_tokens / block_length)
     spans = [(i * block_length, min((i + 1) * block_length, max_new_tokens)) for i in range(count)]
     active = [free is None or bool(free[:, lo:hi].any()) for lo, hi in spans]
     n_active = max(sum(active), 1)
     if steps < n_active:
-        raise ValueError(
+        raise SettingsError(
             f"steps ({steps}) must be at least the number of blocks to fill ({n_active} blocks of "
             f"{block_length} in {max_new_tokens} tokens); raise steps or block_length"
         )

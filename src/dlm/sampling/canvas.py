@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from dlm.errors import DlmUserError
+
 __all__ = ["Canvas", "build_canvas", "left_pad", "trim_after_eos"]
 
 
@@ -30,7 +32,7 @@ def left_pad(
     if attention_mask is None:
         return input_ids, None
     if attention_mask.shape != input_ids.shape:
-        raise ValueError(
+        raise DlmUserError(
             f"attention_mask {tuple(attention_mask.shape)} must have the shape of input_ids {tuple(input_ids.shape)}"
         )
     order = torch.argsort(attention_mask.long(), dim=1, stable=True)
@@ -52,9 +54,9 @@ def build_canvas(
 ) -> Canvas:
     """Prompt block + ``max_new_tokens`` masks, with ``fixed`` (B, N) ids >= 0 pinned."""
     if input_ids.dim() != 2:
-        raise ValueError(f"input_ids must be (batch, length); got shape {tuple(input_ids.shape)}")
+        raise DlmUserError(f"input_ids must be (batch, length); got shape {tuple(input_ids.shape)}")
     if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be at least 1; got {max_new_tokens}")
+        raise DlmUserError(f"max_new_tokens must be at least 1; got {max_new_tokens}")
     batch = input_ids.shape[0]
     prompt, prompt_mask = left_pad(input_ids, attention_mask, pad_token_id)
     region = torch.full(
@@ -63,7 +65,7 @@ def build_canvas(
     free = torch.ones(batch, max_new_tokens, dtype=torch.bool, device=prompt.device)
     if fixed is not None:
         if fixed.shape != region.shape:
-            raise ValueError(
+            raise DlmUserError(
                 f"fixed must have shape (batch, max_new_tokens) = {tuple(region.shape)}; got "
                 f"{tuple(fixed.shape)} (use a negative id for positions the sampler should fill)"
             )
