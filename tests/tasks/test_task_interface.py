@@ -132,6 +132,58 @@ def test_the_tasks_say_which_family_ran_out() -> None:
         get_task("boolean", depth=1, variables=1).held_out(100, 20, seed=0)
 
 
+@pytest.mark.parametrize(
+    "name, options, option",
+    [
+        ("addition", {"digits": 0}, "digits"),
+        ("boolean", {"neg_prob": 1.5}, "neg_prob"),
+        ("countdown", {"numbers": 7}, "numbers"),
+        ("countdown", {"split": "24", "numbers": 3}, "numbers=4"),
+        ("gsm", {"min_steps": 5, "max_steps": 3}, "min_steps"),
+        ("gsm", {"test_path": "test.txt"}, "test_path"),
+        ("multi-sudoku", {"count": 0}, "count"),
+        ("multiplication", {"digits": 12}, "digits"),
+        ("path", {"nodes_per_chain": 4, "nodes": 3}, "nodes"),
+        ("sat", {"variables": 20}, "variables"),
+        ("sudoku", {"box_rows": 4, "box_cols": 3}, "box_rows"),
+        ("sudoku", {"box_rows": 2, "box_cols": 2, "min_givens": 9, "max_givens": 8}, "min_givens"),
+        ("sums", {"context": -1}, "context"),
+        ("sat", {"varibles": 5}, "'varibles'"),
+        ("multi-sudoku", {"rows": 2}, "'rows'"),
+    ],
+)
+def test_bad_task_options_are_user_errors_naming_the_option(name, options, option) -> None:
+    with pytest.raises(DlmUserError) as raised:
+        get_task(name, **options)
+    assert type(raised.value) is DlmUserError  # not a bare ValueError/TypeError: the CLI's one line
+    assert option in str(raised.value)
+
+
+def test_an_unparseable_gsm_file_is_a_data_error(tmp_path) -> None:
+    from dlm.data import DataError
+
+    path = tmp_path / "train.txt"
+    path.write_text("a question without the separator\n")
+    with pytest.raises(DataError, match="malformed GSM8K-Aug line"):
+        get_task("gsm", path=str(path)).generate(1, seed=0)
+    path.write_text("\n\n")
+    with pytest.raises(DataError, match="no GSM8K-Aug examples"):
+        get_task("gsm", path=str(path)).generate(1, seed=0)
+
+
+def test_task_make_with_a_bad_option_prints_one_line_and_exits_2(tmp_path, capsys) -> None:
+    from dlm.cli.main import main
+
+    out = tmp_path / "out"
+    argv = ["task", "make", "countdown", "--option", "numbers=9", "--out", str(out)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("dlm task") and "error:" in lines[0] and "numbers" in lines[0]
+    assert "Traceback" not in captured.err and not out.exists()
+
+
 # ---- each paper metric on a hand-made example --------------------------------------------
 
 

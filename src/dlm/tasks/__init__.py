@@ -4,6 +4,8 @@ Every registered task subclasses ``Task`` (``dlm.tasks.base``): ``generate``, ``
 ``verify``, ``answer_of``, ``bucket``, ``metrics`` and an optional ``slots``.
 """
 
+import inspect
+
 from dlm.errors import DlmUserError
 
 from .addition import AdditionTask
@@ -36,7 +38,21 @@ def get_task(name: str, **options) -> Task:
     """Instantiate a registered task by name with its options."""
     if name not in TASKS:
         raise DlmUserError(f"unknown task {name!r}; available tasks: {', '.join(sorted(TASKS))}")
+    _check_option_names(name, options)
     return TASKS[name](**options)
+
+
+def _check_option_names(name: str, options: dict) -> None:
+    """A DlmUserError naming an option the task's constructor does not take (not a TypeError)."""
+    params = inspect.signature(TASKS[name]).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return  # the options are passed on (multi-sudoku's to SudokuTask)
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise DlmUserError(
+            f"task {name!r} has no option {', '.join(map(repr, unknown))}; "
+            f"its options: {', '.join(params) or 'none'}"
+        )
 
 
 __all__ = [

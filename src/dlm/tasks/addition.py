@@ -79,7 +79,7 @@ class AdditionTask(Task):
 
     def __init__(self, digits: int = 16) -> None:
         if not isinstance(digits, int) or digits < 1:
-            raise ValueError(f"digits must be a positive integer; got {digits!r}")
+            raise DlmUserError(f"digits must be a positive integer; got {digits!r}")
         self.digits = digits
 
     @property

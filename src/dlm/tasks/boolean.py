@@ -51,6 +51,7 @@ from typing import Any
 from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
+from dlm.errors import DlmUserError
 from dlm.tasks.base import Example, Metric
 from dlm.tasks.thoughts import ANSWER_MARK, ThoughtTask, join_with_separator, split_thoughts
 from dlm.tasks.thoughts import answer_after_mark as answer_of
@@ -242,20 +243,20 @@ class BooleanTask(ThoughtTask):
         neg_prob: float = 0.25,
     ) -> None:
         if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
-            raise ValueError(f"depth must be an int in [1, {MAX_DEPTH}], got {depth!r}")
+            raise DlmUserError(f"depth must be an int in [1, {MAX_DEPTH}], got {depth!r}")
         if (
             isinstance(variables, bool)
             or not isinstance(variables, int)
             or not 1 <= variables <= len(VARIABLE_NAMES)
         ):
-            raise ValueError(
+            raise DlmUserError(
                 f"variables must be an int in [1, {len(VARIABLE_NAMES)}] (names a-j), "
                 f"got {variables!r}"
             )
         if not isinstance(cot, bool):
-            raise ValueError(f"cot must be True or False, got {cot!r}")
+            raise DlmUserError(f"cot must be True or False, got {cot!r}")
         if not 0.0 <= float(neg_prob) <= 1.0:
-            raise ValueError(f"neg_prob must lie in [0, 1], got {neg_prob!r}")
+            raise DlmUserError(f"neg_prob must lie in [0, 1], got {neg_prob!r}")
         self.depth = depth
         self.variables = variables
         self.cot = cot

@@ -12,9 +12,12 @@ Metrics (``task.metrics``, ``dlm eval --metric NAME``): ``verify`` (every puzzle
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 
 from transformers import PreTrainedTokenizerFast
+
+from dlm.errors import DlmUserError
 
 from .base import Example, Metric, Task
 from .sudoku import SudokuTask
@@ -27,7 +30,14 @@ class MultiSudokuTask(Task):
 
     def __init__(self, count: int = 7, **sudoku_options) -> None:
         if count < 1:
-            raise ValueError(f"count must be at least 1; got {count}")
+            raise DlmUserError(f"count (puzzles per example) must be at least 1; got {count}")
+        allowed = inspect.signature(SudokuTask).parameters
+        unknown = sorted(set(sudoku_options) - set(allowed))
+        if unknown:
+            raise DlmUserError(
+                f"task 'multi-sudoku' has no option {', '.join(map(repr, unknown))}; "
+                f"its options: count, {', '.join(allowed)}"
+            )
         self.count = count
         self.single = SudokuTask(**sudoku_options)
 

@@ -171,16 +171,16 @@ class MultiplicationTask(ThoughtTask):
 
     def __init__(self, digits: int = 4, cot: bool = True) -> None:
         if isinstance(digits, bool) or not isinstance(digits, int):
-            raise ValueError(
+            raise DlmUserError(
                 f"digits must be an int in [{MIN_DIGITS}, {MAX_DIGITS}], got {digits!r}"
             )
         if not MIN_DIGITS <= digits <= MAX_DIGITS:
-            raise ValueError(
+            raise DlmUserError(
                 f"digits must lie in [{MIN_DIGITS}, {MAX_DIGITS}] (4 and 5 are DoT's sizes), "
                 f"got {digits}"
             )
         if not isinstance(cot, bool):
-            raise ValueError(f"cot must be True or False, got {cot!r}")
+            raise DlmUserError(f"cot must be True or False, got {cot!r}")
         self.digits = digits
         self.cot = cot
         self._lo = 10 ** (digits - 1)

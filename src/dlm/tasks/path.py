@@ -47,6 +47,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
+from dlm.errors import DlmUserError
 from dlm.tasks.base import Example, Metric, Task
 
 __all__ = [
@@ -197,11 +198,11 @@ class PathTask(Task):
     def __init__(self, nodes_per_chain: int = 6, nodes: int | None = None) -> None:
         k = int(nodes_per_chain)
         if k < 2:
-            raise ValueError(f"nodes_per_chain must be at least 2 (one edge), got {k}")
+            raise DlmUserError(f"nodes_per_chain must be at least 2 (one edge), got {k}")
         self.nodes_per_chain = k
         self.nodes = 2 * k if nodes is None else int(nodes)
         if self.nodes < 2 * k - 1:
-            raise ValueError(
+            raise DlmUserError(
                 f"a graph of two {k}-node chains uses {2 * k - 1} distinct ids; "
                 f"raise nodes to at least {2 * k - 1} (got {self.nodes})"
             )

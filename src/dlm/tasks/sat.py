@@ -53,6 +53,7 @@ import pycosat
 from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
+from dlm.errors import DlmUserError
 from dlm.tasks.base import Example, Metric, Task
 
 __all__ = [
@@ -186,14 +187,14 @@ class SatTask(Task):
     ) -> None:
         variables = int(variables)
         if not MIN_VARIABLES <= variables <= MAX_VARIABLES:
-            raise ValueError(
+            raise DlmUserError(
                 f"variables must lie in {MIN_VARIABLES}..{MAX_VARIABLES} (one letter a-l each), "
                 f"got {variables}"
             )
         self.variables = variables
         self.clauses = crawford_auton_clauses(variables) if clauses is None else int(clauses)
         if self.clauses < 1:
-            raise ValueError(f"clauses must be at least 1, got {self.clauses}")
+            raise DlmUserError(f"clauses must be at least 1, got {self.clauses}")
         self.unique = bool(unique)
 
     def __repr__(self) -> str:
@@ -268,7 +269,7 @@ class SatTask(Task):
             if self.unique and count_models(clauses, n, limit=2) != 1:
                 continue
             return clauses, "".join("1" if lit > 0 else "0" for lit in solution)
-        raise ValueError(
+        raise DlmUserError(
             f"{self!r}: no formula was kept in {_MAX_ATTEMPTS} draws; lower `clauses` "
             f"(the threshold count for n={n} is {crawford_auton_clauses(n)})"
             + (" or drop `unique`" if self.unique else "")

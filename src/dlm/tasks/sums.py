@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
+from dlm.errors import DlmUserError
 from dlm.tasks.base import Example, Metric, Task
 
 __all__ = ["SumsTask"]
@@ -47,7 +48,7 @@ class SumsTask(Task):
             ("context", context, 0),
         ):
             if not isinstance(value, int) or value < low:
-                raise ValueError(f"{key} must be an integer >= {low}; got {value!r}")
+                raise DlmUserError(f"{key} must be an integer >= {low}; got {value!r}")
         self.problems, self.digits, self.context = problems, digits, context
 
     @property

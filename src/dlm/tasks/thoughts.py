@@ -118,9 +118,6 @@ def require_thoughts(task: object) -> ThoughtTask:
     return task
 
 
-_require_thoughts = require_thoughts  # the name dlm.evaluation.multipass imports
-
-
 def pass_prompt(task: ThoughtTask, question: str, done: Sequence[str]) -> str:
     """The prompt of the pass after the thoughts ``done``."""
     return f"{question}{THOUGHT_SEP}{task.join_thoughts(list(done)) if done else ''}"

@@ -60,19 +60,19 @@ class CountdownTask(Task):
         holdout_seed: int | None = None,
     ) -> None:
         if isinstance(numbers, bool) or not isinstance(numbers, int) or numbers not in (3, 4, 5):
-            raise ValueError(
+            raise DlmUserError(
                 f"numbers is the count of input numbers and must be 3, 4 or 5; got {numbers!r}"
             )
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+            raise DlmUserError(f"split must be one of {SPLITS}; got {split!r}")
         if split == "24" and numbers != 4:
-            raise ValueError(f"the Game-of-24 split uses 4 numbers; set numbers=4, not {numbers}")
+            raise DlmUserError(f"the Game-of-24 split uses 4 numbers; set numbers=4, not {numbers}")
         if not 0.0 < float(heldout_fraction) < 1.0:
-            raise ValueError(
+            raise DlmUserError(
                 f"heldout_fraction must lie strictly between 0 and 1; got {heldout_fraction!r}"
             )
         if holdout_seed is not None and not isinstance(holdout_seed, int):
-            raise ValueError(f"holdout_seed must be an int or None; got {holdout_seed!r}")
+            raise DlmUserError(f"holdout_seed must be an int or None; got {holdout_seed!r}")
         self.numbers = numbers
         self.split = split
         self.heldout_fraction = float(heldout_fraction)
@@ -80,7 +80,7 @@ class CountdownTask(Task):
         pool = self._pool()
         self._n_heldout = int(len(pool) * self.heldout_fraction)
         if not 1 <= self._n_heldout < len(pool):
-            raise ValueError(
+            raise DlmUserError(
                 f"heldout_fraction={heldout_fraction} holds out {self._n_heldout} of {len(pool)} "
                 "values; choose a fraction that leaves at least one on each side"
             )

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
+from dlm.data import DataError
 from dlm.tasks.base import Example
 from dlm.tasks.thoughts import ANSWER_MARK, split_rationale
 from dlm.tasks.thoughts import answer_after_mark as answer_of
@@ -94,7 +95,7 @@ def parse_gsm_line(line: str, cot: bool = True) -> Example:
 def load_gsm_file(path: str | Path, cot: bool = True) -> list[Example]:
     """Every example of a GSM8K-Aug file (blank lines skipped), in file order.
 
-    meta gets ``line`` (1-based) besides ``steps`` and ``answer``. Raises ValueError naming the
+    meta gets ``line`` (1-based) besides ``steps`` and ``answer``. Raises DataError naming the
     file and line for a malformed line, and for a file without examples.
     """
     out: list[Example] = []
@@ -106,11 +107,11 @@ def load_gsm_file(path: str | Path, cot: bool = True) -> list[Example]:
             try:
                 ex = parse_gsm_line(line, cot)
             except ValueError as err:
-                raise ValueError(
+                raise DataError(
                     f"{path}:{lineno}: malformed GSM8K-Aug line ({err}); expected "
                     f"'question||<<a*b=c>> <<c+d=e>> #### answer', got {line!r:.120}"
                 ) from None
             out.append(Example(ex.prompt, ex.target, {**ex.meta, "line": lineno}))
     if not out:
-        raise ValueError(f"{path}: no GSM8K-Aug examples in the file")
+        raise DataError(f"{path}: no GSM8K-Aug examples in the file")
     return out

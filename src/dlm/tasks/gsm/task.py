@@ -9,6 +9,7 @@ from pathlib import Path
 from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
+from dlm.errors import DlmUserError
 from dlm.tasks.base import Example
 from dlm.tasks.thoughts import ANSWER_MARK, ThoughtTask
 
@@ -54,14 +55,18 @@ class GsmTask(ThoughtTask):
         max_steps: int = 4,
     ) -> None:
         if test_path is not None and path is None:
-            raise ValueError("test_path needs path (the train file) too")
+            raise DlmUserError(
+                "test_path needs path (the train file) too; set path as well, or drop test_path"
+            )
         if not isinstance(cot, bool):
-            raise ValueError(f"cot must be True or False, got {cot!r}")
+            raise DlmUserError(f"cot must be True or False, got {cot!r}")
         for label, v in (("min_steps", min_steps), ("max_steps", max_steps)):
             if isinstance(v, bool) or not isinstance(v, int) or not MIN_STEPS <= v <= MAX_STEPS:
-                raise ValueError(f"{label} must be an int in [{MIN_STEPS}, {MAX_STEPS}], got {v!r}")
+                raise DlmUserError(
+                    f"{label} must be an int in [{MIN_STEPS}, {MAX_STEPS}], got {v!r}"
+                )
         if min_steps > max_steps:
-            raise ValueError(f"min_steps ({min_steps}) must not exceed max_steps ({max_steps})")
+            raise DlmUserError(f"min_steps ({min_steps}) must not exceed max_steps ({max_steps})")
         self.path = None if path is None else Path(path)
         self.test_path = None if test_path is None else Path(test_path)
         self.cot = cot
@@ -141,7 +146,7 @@ class GsmTask(ThoughtTask):
             questions = list(dict.fromkeys(e.prompt for e in examples))
             rng.shuffle(questions)
             if n_test > len(questions) - (n_train > 0):
-                raise ValueError(
+                raise DlmUserError(
                     f"{self.path} has {len(questions)} distinct questions; {n_test} test "
                     "questions leave none for train. Ask fewer or pass test_path"
                 )
@@ -193,10 +198,10 @@ class GsmTask(ThoughtTask):
 def _sample(pool: list[Example], n: int, rng: random.Random, source: str) -> list[Example]:
     """`n` examples of `pool` chosen by `rng`, kept in pool order."""
     if n > len(pool):
-        raise ValueError(f"{source} has {len(pool)} examples, {n} asked; ask fewer")
+        raise DlmUserError(f"{source} has {len(pool)} examples, {n} asked; ask fewer")
     return [pool[i] for i in sorted(rng.sample(range(len(pool)), n))]
 
 
 def _check_count(n: int, what: str) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"the number of {what} must be a non-negative int, got {n!r}")
+        raise DlmUserError(f"the number of {what} must be a non-negative int, got {n!r}")

@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass
 from functools import cache
 
+from dlm.errors import DlmUserError
+
 __all__ = [
     "ALPHABET",
     "count_solutions",
@@ -43,11 +45,14 @@ class _Geometry:
 @cache
 def _geometry(box_rows: int, box_cols: int) -> _Geometry:
     if box_rows < 1 or box_cols < 1:
-        raise ValueError(f"box sides must be positive, got {box_rows}x{box_cols}")
+        raise DlmUserError(
+            f"box_rows and box_cols must each be at least 1, got {box_rows}x{box_cols}"
+        )
     n = box_rows * box_cols
     if n > 9:
-        raise ValueError(
-            f"a {box_rows}x{box_cols} box gives {n}x{n} grids; digits are single characters, so n <= 9"
+        raise DlmUserError(
+            f"box_rows={box_rows} and box_cols={box_cols} give {n}x{n} grids; digits are single "
+            "characters, so box_rows * box_cols must be at most 9"
         )
     cells = n * n
     row_of = tuple(i // n for i in range(cells))

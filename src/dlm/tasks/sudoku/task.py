@@ -12,6 +12,7 @@ from collections.abc import Hashable, Iterator, Mapping
 from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
+from dlm.errors import DlmUserError
 from dlm.tasks.base import Example, Metric, Task
 
 from .solver import (
@@ -133,7 +134,7 @@ class SudokuTask(Task):
         self.min_givens = lo if min_givens is None else int(min_givens)
         self.max_givens = hi if max_givens is None else int(max_givens)
         if not 0 <= self.min_givens <= self.max_givens <= self.cells:
-            raise ValueError(
+            raise DlmUserError(
                 f"need 0 <= min_givens <= max_givens <= {self.cells}, "
                 f"got [{self.min_givens}, {self.max_givens}]"
             )
@@ -192,7 +193,7 @@ class SudokuTask(Task):
             givens = sum(1 for v in puzzle if v)
             if lo <= givens <= hi:
                 return Example(_to_text(puzzle), _to_text(solution), {"givens": givens})
-        raise ValueError(
+        raise DlmUserError(
             f"{self!r}: no puzzle reached the givens range in {_MAX_GRID_ATTEMPTS} grids; "
             "raise min_givens"
         )
