@@ -99,9 +99,11 @@ class SamplingRun:
         return self._remask() if self.s.policy == "remask" else self._commit()
 
     # ------------------------------------------------------------------ one step's parts
-    def _propose(self, logits: torch.Tensor, masked_fraction: torch.Tensor) -> Proposal:
+    def _propose(self, logits: torch.Tensor, masked_fraction: torch.Tensor | None) -> Proposal:
+        """The step's proposal; ``masked_fraction`` (B,) is needed only for the EOS penalty."""
         s = self.s
-        logits = penalize_end_tokens(logits, self.end_ids, s.eos_penalty, masked_fraction)
+        if s.eos_penalty:
+            logits = penalize_end_tokens(logits, self.end_ids, s.eos_penalty, masked_fraction)
         return propose(
             logits,
             temperature=s.temperature,
@@ -207,8 +209,9 @@ class SamplingRun:
             forward.start_block(block.start, block.end)
             for chosen in self._block_steps(block, forward, region, masked, free_count):
                 before = masked.clone() if self.emit else None
-                masked[:, lo:hi] &= ~chosen
-                masked.copy_(finish_rows(region, masked, self.eos_id, self.pad_id))
+                masked[:, lo:hi] ^= chosen  # chosen positions are always masked ones
+                if self.eos_id is not None:
+                    masked.copy_(finish_rows(region, masked, self.eos_id, self.pad_id))
                 if self.emit:
                     committed = before & ~masked
                     yield StepEvent(step, block.index, committed, region.clone(), self.nfe)
@@ -246,7 +249,8 @@ class SamplingRun:
                 fraction = masked.sum(1) / free_count
                 proposal, chosen = self._reference_step(block, i, plan, logits, eligible, fraction)
             else:
-                proposal = self._propose(logits, masked.sum(1) / free_count)
+                fraction = masked.sum(1) / free_count if s.eos_penalty else None
+                proposal = self._propose(logits, fraction)
                 if first_rule and i == 0:
                     chosen = eligible if steps == 1 and not s.adaptive else first_of(eligible)
                     plan.stale = True

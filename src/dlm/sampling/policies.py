@@ -64,6 +64,9 @@ def select_top_k(
     if kmax is None:
         kmax = int(k.max()) if k.numel() else 0
     kmax = min(kmax, scores.shape[1])
+    if kmax == 1:  # one position per row (one token per step); topk breaks ties as references do
+        best = torch.topk(scores, 1, dim=1).indices
+        return torch.zeros_like(eligible).scatter(1, best, (k > 0).unsqueeze(1)) & eligible
     if kmax <= 0:
         return torch.zeros_like(eligible)
     top = torch.topk(scores, kmax, dim=1).indices

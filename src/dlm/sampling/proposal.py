@@ -57,16 +57,17 @@ def propose(
 
     ``sample=False`` keeps the argmax even with a temperature: the caller draws the tokens
     itself from ``probs`` (``reference_rng``'s reference-stream draws)."""
-    logits = filter_logits(logits, temperature, top_p, top_k)  # a float32 copy
+    # float32; the same tensor when nothing filters float32 logits (the step owns them)
+    logits = filter_logits(logits, temperature, top_p, top_k)
     if mask_token_id is not None:
         logits[..., mask_token_id] = float("-inf")
     probs = torch.softmax(logits, dim=-1)
     if temperature > 0 and sample:
         race = torch.empty_like(probs).exponential_(1.0, generator=generator)
         tokens = (probs / race).argmax(dim=-1)
+        confidence = probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
     else:
-        tokens = probs.argmax(dim=-1)
-    confidence = probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+        confidence, tokens = probs.max(dim=-1)
     return Proposal(tokens, confidence, probs)
 
 
