@@ -99,6 +99,19 @@ class SamplingRun:
         return self._remask() if self.s.policy == "remask" else self._commit()
 
     # ------------------------------------------------------------------ one step's parts
+    def _step_forward(self):
+        """The model's step forward for this canvas, of the settings' cache kind."""
+        s, canvas = self.s, self.canvas
+        return self.model.step_forward(
+            canvas.attention_mask,
+            canvas.tokens.shape[1],
+            prompt_length=canvas.prompt_length,
+            batch=canvas.tokens.shape[0],
+            cache=s.cache,
+            compile=s.compile,
+            window_at_block=s.block_start == "first",
+        )
+
     def _propose(self, logits: torch.Tensor, masked_fraction: torch.Tensor | None) -> Proposal:
         """The step's proposal; ``masked_fraction`` (B,) is needed only for the EOS penalty."""
         s = self.s
@@ -192,15 +205,7 @@ class SamplingRun:
         region = self.tokens[:, p0:]  # a view: writes land in ``self.tokens``
         masked = canvas.free & (region == self.model.config.mask_token_id)
         free_count = masked.sum(1).clamp(min=1)
-        forward = self.model.step_forward(
-            canvas.attention_mask,
-            canvas.tokens.shape[1],
-            prompt_length=p0,
-            batch=canvas.tokens.shape[0],
-            cache=s.cache,
-            compile=s.compile,
-            window_at_block=s.block_start == "first",
-        )
+        forward = self._step_forward()
         step = 0
         for block in plan_blocks(p0, region.shape[1], s.block_length, self.steps, canvas.free):
             lo, hi = block.start - p0, block.end - p0
@@ -280,13 +285,7 @@ class SamplingRun:
         p0 = canvas.prompt_length
         free = canvas.free
         num_free = free.sum(1)
-        forward = self.model.step_forward(
-            canvas.attention_mask,
-            canvas.tokens.shape[1],
-            prompt_length=p0,
-            batch=canvas.tokens.shape[0],
-            compile=s.compile,
-        )
+        forward = self._step_forward()  # remask takes no cache (SamplerSettings checks)
         forward.start_block(p0, p0 + free.shape[1])
         region = self.tokens[:, p0:]
         kept_confidence = torch.zeros(free.shape, device=free.device)
