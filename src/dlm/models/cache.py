@@ -109,6 +109,7 @@ class FullStepForward:
         att = build_attention(mode, attention_mask, length, device=device)
         model.set_causal(att.causal)
         self.model, self.compiled = model, compile
+        self.run = model.compiled_head_logits if compile else model.head_logits
         self.mask, self.positions = model.backend_mask(att.attention_mask), att.position_ids
         valid = None if attention_mask is None else attention_mask.bool()
         self.device = device
@@ -118,8 +119,7 @@ class FullStepForward:
         self.reader.plan(lo, hi, 0, self.device)
 
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
-        run = self.model.compiled_head_logits if self.compiled else self.model.head_logits
-        logits = run(tokens, self.mask, self.positions, self.reader.keep)
+        logits = self.run(tokens, self.mask, self.positions, self.reader.keep)
         # a replayed CUDA graph overwrites its output buffer on the next call: keep a copy
         return self.reader.read(logits.clone() if self.compiled else logits)
 

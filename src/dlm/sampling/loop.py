@@ -231,8 +231,9 @@ class SamplingRun:
         plan = _CountPlan(s, masked[:, lo:hi], steps, first_rule, self.generator)
         done = _LaggedFlag(masked.device) if self.eos_id is not None and not s.adaptive else None
         logits, i = None, 0
+        block_masks, window = masked[:, lo:hi], region[:, lo:hi]  # views, made once per block
         while True:
-            eligible = masked[:, lo:hi]
+            eligible = block_masks  # a view: the caller's in-place updates show through
             idle = i == 1 and s.rng == "llada" and s.cache != "none" and (s.adaptive or steps > 1)
             if idle and not bool(eligible.any()):
                 # Fast-dLLM's cached loop runs (and draws) once more after a block-start pass
@@ -262,11 +263,10 @@ class SamplingRun:
                 else:
                     count, kmax, reveal = plan.at(i, eligible)
                     chosen = self._decide(proposal, eligible, count, kmax, reveal)
-            window = region[:, lo:hi]
             window.copy_(torch.where(chosen, proposal.tokens, window))
             yield chosen  # the caller updates ``masked`` (EOS stopping included)
             if done is not None:
-                done.post(~masked[:, lo:hi].any())
+                done.post(~block_masks.any())
             i += 1
 
     # ------------------------------------------------------------------ easy-first re-masking
@@ -376,8 +376,9 @@ class _CountPlan:
             n = eligible.sum(1)
             if first_rule:
                 n = n - eligible.any(1).long()
-            self.counts = commit_counts(n, left)
-            self.kmax = self.counts.amax(0).tolist()  # the block's one read
+            counts = commit_counts(n, left)
+            self.kmax = counts.amax(0).tolist()  # the block's one read
+            self.counts = counts.t().unbind(0)  # one (B,) view per step
             active = [j for j, k in enumerate(self.kmax) if k > 0]
             if not (s.rng == "llada" and s.cache == "none"):  # LLaDA draws at every step
                 self.last_step = self.offset + (active[-1] if active else -1)
@@ -414,4 +415,4 @@ class _CountPlan:
             count = dream_count(eligible, self.ratios[i]).expand(eligible.shape[0])
             return count, self.width, None
         self.stale = self.kmax[j] > 0
-        return self.counts[:, j], self.kmax[j], None
+        return self.counts[j], self.kmax[j], None

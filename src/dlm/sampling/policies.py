@@ -57,7 +57,8 @@ def select_top_k(
     host synchronisation. With ``temperature`` > 0, positions are drawn without replacement
     from softmax(scores / temperature) (Gumbel top-k) instead of taken greedily.
     """
-    scores = scores.float()
+    if scores.dtype != torch.float32:
+        scores = scores.float()
     if temperature > 0:
         scores = scores / temperature + gumbel_like(scores, generator)
     scores = scores.masked_fill(~eligible, float("-inf"))

@@ -28,7 +28,8 @@ def filter_logits(
     logits: torch.Tensor, temperature: float, top_p: float | None, top_k: int | None
 ) -> torch.Tensor:
     """Temperature, then top-p, then top-k filtering (float32, -inf outside the kept set)."""
-    logits = logits.float()
+    if logits.dtype != torch.float32:
+        logits = logits.float()
     if temperature > 0:
         logits = logits / temperature
     if top_p is not None and 0.0 < top_p < 1.0:
