@@ -23,7 +23,7 @@ def threshold_commit(
     scores: torch.Tensor, confidence: torch.Tensor, eligible: torch.Tensor, threshold: float
 ) -> torch.Tensor:
     """(B, N) bool: the best-scored eligible position of each row, plus all at or above ``threshold``."""
-    best = select_top_k(scores, eligible, eligible.any(1).long(), kmax=1)
+    best = select_top_k(scores, eligible, None, kmax=1)
     return best | (eligible & (confidence >= threshold))
 
 

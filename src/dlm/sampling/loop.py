@@ -134,12 +134,13 @@ class SamplingRun:
         kmax: int,
         reveal: torch.Tensor | None,
     ) -> torch.Tensor:
-        """(B, n) bool: the positions this step commits (``count`` None: all eligible)."""
+        """(B, n) bool: the positions this step commits (``reveal`` given: the random policy's
+        pre-drawn reveals; else ``count`` None: all eligible)."""
         s, gen = self.s, self.generator
+        if reveal is not None:  # the random policy: this step's share of the pre-drawn reveals
+            return eligible & reveal
         if count is None:
             return eligible
-        if s.policy == "random" and not s.adaptive:
-            return eligible & reveal  # this step's share of the block's pre-drawn reveal times
         if s.policy == "random":
             scores = torch.rand(eligible.shape, generator=gen, device=eligible.device)
         else:
@@ -263,7 +264,7 @@ class SamplingRun:
                 else:
                     count, kmax, reveal = plan.at(i, eligible)
                     chosen = self._decide(proposal, eligible, count, kmax, reveal)
-            window.copy_(torch.where(chosen, proposal.tokens, window))
+            torch.where(chosen, proposal.tokens, window, out=window)  # writes into the canvas
             yield chosen  # the caller updates ``masked`` (EOS stopping included)
             if done is not None:
                 done.post(~block_masks.any())
@@ -406,7 +407,7 @@ class _CountPlan:
         j = i - self.offset
         if s.policy == "random" and s.rng == "dlm":
             self.stale = self.reveals[j]
-            return eligible.any(1).long(), self.width, self.reveal_step == j
+            return None, self.width, self.reveal_step == j
         if i == self.steps - 1:
             self.stale = True
             return None, self.width, None

@@ -44,7 +44,7 @@ def gumbel_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
 def select_top_k(
     scores: torch.Tensor,
     eligible: torch.Tensor,
-    k: torch.Tensor,
+    k: torch.Tensor | None,
     *,
     kmax: int | None = None,
     temperature: float = 0.0,
@@ -52,6 +52,7 @@ def select_top_k(
 ) -> torch.Tensor:
     """A (B, N) bool mask with the ``k[b]`` best eligible positions of each row.
 
+    ``k`` None with ``kmax=1``: the best eligible position of every row that has one.
     ``kmax`` is a bound on ``k`` the caller knows without reading the device (the sampler's
     block width, or its schedule's largest count); without it ``k.max()`` is read, which is a
     host synchronisation. With ``temperature`` > 0, positions are drawn without replacement
@@ -67,7 +68,8 @@ def select_top_k(
     kmax = min(kmax, scores.shape[1])
     if kmax == 1:  # one position per row (one token per step); topk breaks ties as references do
         best = torch.topk(scores, 1, dim=1).indices
-        return torch.zeros_like(eligible).scatter(1, best, (k > 0).unsqueeze(1)) & eligible
+        take = True if k is None else (k > 0).unsqueeze(1)  # k None: every row that can
+        return torch.zeros_like(eligible).scatter(1, best, take) & eligible
     if kmax <= 0:
         return torch.zeros_like(eligible)
     top = torch.topk(scores, kmax, dim=1).indices
