@@ -192,3 +192,28 @@ def test_adaptive_rules_read_once_per_step():
     high, nfe_high = _reads(model, prompts, threshold=1.0)  # one token per step: 16 steps
     assert nfe_high == 16 and nfe_high > nfe_low
     assert high - low == nfe_high - nfe_low
+
+
+def test_off_switches_an_optional_setting_off_over_the_checkpoint():
+    checkpoint = {"threshold": 0.9, "block_length": 8, "top_p": 0.9}
+    resolved = SamplerSettings.resolve({"threshold": "off", "block_length": "off"}, checkpoint=checkpoint)
+    s = resolved.settings
+    assert (s.threshold, s.block_length, s.top_p) == (None, None, 0.9)
+    assert resolved.sources["threshold"] == "argument"
+    parser = argparse.ArgumentParser()
+    SamplerSettings.add_arguments(parser)
+    flags = SamplerSettings.from_arguments(parser.parse_args(["--threshold", "off"]))
+    assert SamplerSettings.resolve(flags, checkpoint=checkpoint).settings.threshold is None
+    assert SamplerSettings(threshold=0.5).replace(threshold="off").threshold is None
+
+
+def test_pinned_tokens_survive_an_eos_the_model_writes_before_them():
+    model = tiny_model()
+    bias = torch.zeros(40)
+    bias[3] = 8.0  # EOS_ID wins everywhere
+    model.backbone.get_output_embeddings().register_forward_hook(lambda m, i, out: out + bias)
+    fixed = torch.full((1, 8), -1)
+    fixed[0, 6:] = 11
+    out = generate(model, torch.tensor([[5, 6, 7, 8]]), fixed=fixed, max_new_tokens=8, steps=8)
+    region = out.generated[0].tolist()
+    assert region[0] == 3 and region[6:] == [11, 11]  # EOS, padding, then the pinned tokens

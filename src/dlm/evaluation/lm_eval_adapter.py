@@ -304,8 +304,9 @@ class DlmLM(LM):
         for i, (_, cont) in enumerate(pairs):
             if cont:
                 by_length.setdefault(len(cont), []).append(i)
-        base = self._settings()
-        options = {"policy": base.policy, "block_length": base.block_length, "cache": base.cache}
+        # greedy means greedy: only the order, blocks and cache the user chose in model_args,
+        # never a checkpoint's (possibly random) default decoding order
+        options = {k: self.sampler[k] for k in ("policy", "block_length", "cache") if k in self.sampler}
         for length, members in by_length.items():
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start : start + self.batch_size]

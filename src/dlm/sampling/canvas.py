@@ -81,13 +81,20 @@ def build_canvas(
 
 
 def trim_after_eos(
-    tokens: torch.Tensor, start: int, eos_token_id: int | None, pad_token_id: int
+    tokens: torch.Tensor,
+    start: int,
+    eos_token_id: int | None,
+    pad_token_id: int,
+    keep: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Replace everything after the first EOS at or after column ``start`` by padding."""
+    """Replace everything after the first EOS at or after column ``start`` by padding, except
+    the generation-region positions ``keep`` (B, N) marks (pinned tokens are never changed)."""
     if eos_token_id is None:
         return tokens
     region = tokens[:, start:]
     is_eos = region == eos_token_id
     after = (is_eos.long().cumsum(1) - is_eos.long()) > 0
+    if keep is not None:
+        after &= ~keep
     region = region.masked_fill(after, pad_token_id)
     return torch.cat([tokens[:, :start], region], dim=1)

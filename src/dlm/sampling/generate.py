@@ -183,7 +183,8 @@ def generate(
             history.append(torch.cat([canvas.tokens[:, :p0], event.region], dim=1))
         tokens = run.tokens
         if settings.stop_at_eos:
-            tokens = trim_after_eos(tokens, p0, model.config.eos_token_id, pad_id)
+            pinned = None if fixed is None else ~canvas.free
+            tokens = trim_after_eos(tokens, p0, model.config.eos_token_id, pad_id, keep=pinned)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - start

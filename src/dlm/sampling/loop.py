@@ -10,7 +10,12 @@ Host synchronisations are counted, not scattered:
 * fixed schedules (``steps``) run a known number of steps per block with none per step: the
   counts come from the schedule, writes are ``torch.where``, nothing asks the device whether a
   mask is left. One read per block (is anything left to fill; the linear schedule's largest
-  count per step, which also says which steps commit nothing and can reuse the last logits);
+  count per step, which also says which steps commit nothing and can reuse the last logits).
+  With EOS stopping on (the default, and the model has an EOS) one flag, "every row has
+  ended", is read per step so the loop can stop early: on a GPU it is read one step late, so
+  the read waits only for the previous step while the next forward is already queued (the
+  device never idles), but the host runs at most one step ahead; ``stop_at_eos=False`` makes
+  the fixed path entirely sync-free;
 * adaptive rules (``threshold``, ``factor``) read once per step whether the block is full;
 * events (the committed positions and a copy of the region) are built only when the caller
   streams or keeps the history.
@@ -389,7 +394,9 @@ class _CountPlan:
             reveal = reveal.clone()
             reveal[-1] = 1.0
             survival = torch.cumprod(1.0 - reveal, 0)  # (left,) P(still masked after step j)
-            u = torch.rand(eligible.shape, generator=generator, device=device, dtype=torch.float64)
+            u = 1.0 - torch.rand(  # in (0, 1]: every position reveals by the last step
+                eligible.shape, generator=generator, device=device, dtype=torch.float64
+            )
             self.reveal_step = (u.unsqueeze(-1) <= survival).sum(-1)  # (B, n) in [0, left)
             hits = torch.zeros(left, dtype=torch.long, device=device)
             hits.scatter_add_(0, self.reveal_step[eligible], torch.ones_like(self.reveal_step[eligible]))

@@ -14,8 +14,9 @@ Where a value comes from, highest first (``resolve``):
    kept by ``dlm convert``);
 4. the library default below.
 
-``None`` in a layer means "not given there". To switch off a filter a lower layer set, give
-its neutral value: ``top_p=1.0``, ``top_k=0``.
+``None`` in a layer means "not given there". To switch off an optional setting a lower layer
+set (a checkpoint's ``threshold`` or ``block_length``, say), give ``"off"`` (``--threshold off``
+on the command line).
 
 Fields that make dlm reproduce a published sampler exactly (``docs/reference-samplers.md``):
 ``schedule="dream"`` (Dream's float32 step counts), ``stop_at_eos=False`` (EOS and padding are
@@ -52,6 +53,10 @@ POLICIES = ("random", "confidence", "margin", "entropy", "remask")
 SCHEDULES = ("linear", "dream")
 BLOCK_STARTS = ("any", "first")
 RNG_MODES = ("dlm", "dream", "llada")
+
+#: The value that switches an optional setting (``top_p``, ``threshold``, ``block_length``, ...)
+#: off in a higher layer, over a value a lower layer (a checkpoint's defaults) set.
+OFF = "off"
 
 #: The layers of ``resolve``, highest precedence first.
 SOURCES = ("argument", "request", "checkpoint", "default")
@@ -320,7 +325,7 @@ class SamplerSettings:
                 )
             else:
                 group.add_argument(
-                    flag, dest=f.name, type=kind, default=None, choices=f.metadata["choices"],
+                    flag, dest=f.name, type=_flag_type(f), default=None, choices=f.metadata["choices"],
                     help=help_text,
                 )
         return group
@@ -375,6 +380,19 @@ def _base_type(f: dataclasses.Field) -> type:
     return hint
 
 
+def _flag_type(f: dataclasses.Field):
+    """argparse's type for a field: its own type, and ``off`` for an optional one."""
+    kind = _base_type(f)
+    if kind is str or f.default is not None:
+        return kind
+
+    def parse(text: str) -> Any:
+        return text if text.strip().lower() == OFF else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def _parse_text(kind: type, text: str) -> Any:
     lowered = text.strip().lower()
     if lowered in ("none", "null", ""):
@@ -392,6 +410,8 @@ def _checked(f: dataclasses.Field, value: Any) -> Any:
     """``value`` converted to the field's type and checked against its choices and range."""
     kind, name, meta = _base_type(f), f.name, f.metadata
     optional = f.default is None
+    if optional and isinstance(value, str) and value.strip().lower() == OFF:
+        return None  # switched off explicitly, over whatever a lower layer set
     if isinstance(value, str) and kind is not str:
         try:
             value = _parse_text(kind, value)
