@@ -92,7 +92,6 @@ def test_replace_ignores_none_and_validates():
     assert base.replace(steps=None, top_k=3) == SamplerSettings(steps=4, policy="margin", top_k=3)
     with pytest.raises(SettingsError):
         base.replace(top_k=-1)
-    assert SamplerSettings(steps=4).non_default() == {"steps": 4}
 
 
 def test_cli_flags_are_generated_from_every_field():
@@ -217,3 +216,8 @@ def test_pinned_tokens_survive_an_eos_the_model_writes_before_them():
     out = generate(model, torch.tensor([[5, 6, 7, 8]]), fixed=fixed, max_new_tokens=8, steps=8)
     region = out.generated[0].tolist()
     assert region[0] == 3 and region[6:] == [11, 11]  # EOS, padding, then the pinned tokens
+
+
+def test_settings_of_the_wrong_type_are_a_clear_error():
+    with pytest.raises(SettingsError, match="settings must be a SamplerSettings; got dict"):
+        generate(tiny_model(), torch.randint(5, 40, (1, 3)), settings={"max_new_tokens": 4})

@@ -85,6 +85,11 @@ def settings_for(
     """The settings of one call: ``options`` over ``settings`` or the checkpoint's defaults."""
     if settings is None:
         return SamplerSettings.resolve(options, checkpoint=model.generation_defaults).settings
+    if not isinstance(settings, SamplerSettings):
+        raise SettingsError(
+            f"settings must be a SamplerSettings; got {type(settings).__name__} (pass a mapping's "
+            "items as keyword arguments, or SamplerSettings(**mapping))"
+        )
     return settings.replace(**options)
 
 

@@ -237,9 +237,9 @@ class SamplingRun:
         plan = _CountPlan(s, masked[:, lo:hi], steps, first_rule, self.generator)
         done = _LaggedFlag(masked.device) if self.eos_id is not None and not s.adaptive else None
         logits, i = None, 0
-        block_masks, window = masked[:, lo:hi], region[:, lo:hi]  # views, made once per block
+        # views, made once per block: the caller's in-place mask updates show through
+        eligible, window = masked[:, lo:hi], region[:, lo:hi]
         while True:
-            eligible = block_masks  # a view: the caller's in-place updates show through
             idle = i == 1 and s.rng == "llada" and s.cache != "none" and (s.adaptive or steps > 1)
             if idle and not bool(eligible.any()):
                 # Fast-dLLM's cached loop runs (and draws) once more after a block-start pass
@@ -272,7 +272,7 @@ class SamplingRun:
             torch.where(chosen, proposal.tokens, window, out=window)  # writes into the canvas
             yield chosen  # the caller updates ``masked`` (EOS stopping included)
             if done is not None:
-                done.post(~block_masks.any())
+                done.post(~eligible.any())
             i += 1
 
     # ------------------------------------------------------------------ easy-first re-masking
@@ -398,8 +398,7 @@ class _CountPlan:
                 eligible.shape, generator=generator, device=device, dtype=torch.float64
             )
             self.reveal_step = (u.unsqueeze(-1) <= survival).sum(-1)  # (B, n) in [0, left)
-            hits = torch.zeros(left, dtype=torch.long, device=device)
-            hits.scatter_add_(0, self.reveal_step[eligible], torch.ones_like(self.reveal_step[eligible]))
+            hits = torch.bincount(self.reveal_step[eligible], minlength=left)
             self.reveals = (hits > 0).tolist()  # the block's one read
             active = [j for j, hit in enumerate(self.reveals) if hit]
             self.last_step = self.offset + (active[-1] if active else -1)

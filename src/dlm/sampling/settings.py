@@ -58,8 +58,8 @@ RNG_MODES = ("dlm", "dream", "llada")
 #: off in a higher layer, over a value a lower layer (a checkpoint's defaults) set.
 OFF = "off"
 
-#: The layers of ``resolve``, highest precedence first.
-SOURCES = ("argument", "request", "checkpoint", "default")
+#: The layers of ``resolve``, highest precedence first (the names ``sources`` reports).
+SOURCES = ("argument", "request", "checkpoint", "command default", "default")
 
 
 def _setting(
@@ -190,11 +190,6 @@ class SamplerSettings:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def non_default(self) -> dict[str, Any]:
-        """The fields that differ from the library defaults (what a checkpoint needs to save)."""
-        base = SamplerSettings()
-        return {k: v for k, v in self.to_dict().items() if v != getattr(base, k)}
-
     # ------------------------------------------------------------------ validation
     def _check_combinations(self) -> None:
         if self.threshold is not None and self.factor is not None:
@@ -286,14 +281,9 @@ class SamplerSettings:
         ``defaults`` are the caller's own defaults (a command's ``max_new_tokens``, a task's
         answer length); they sit just above the library's.
         """
-        layers = (
-            ("argument", explicit),
-            ("request", request),
-            ("checkpoint", checkpoint),
-            ("command default", defaults),
-        )
+        layers = tuple(zip(SOURCES[:-1], (explicit, request, checkpoint, defaults), strict=True))
         values: dict[str, Any] = {}
-        sources = dict.fromkeys(cls.field_names(), "default")
+        sources = dict.fromkeys(cls.field_names(), SOURCES[-1])
         for source, layer in reversed(layers):
             for name, value in _known(dict(layer or {}), f"{source} setting").items():
                 if value is not None:
