@@ -15,8 +15,9 @@ What counts as an import:
 * NOT imports under ``if TYPE_CHECKING:``; they never run, they only name types for a type
   checker, so a lower layer may annotate with a higher layer's class that way.
 
-Two small modules sit outside the layers because every layer needs them: ``dlm.errors`` (the
-``DlmUserError`` family, no imports) and ``dlm.config`` (the typed YAML/override loader). Any
+Three small modules sit outside the layers because every layer needs them: ``dlm.errors`` (the
+``DlmUserError`` family, no imports), ``dlm.config`` (the typed YAML/override loader) and
+``dlm.atomic`` (atomic writes, output-path checks, crash-safe folder swaps). Any
 module may import them; they may import nothing else of ``dlm`` but each other. The package
 root ``dlm/__init__.py`` is the public facade (``dlm.load_model``) and sits on top.
 
@@ -47,7 +48,7 @@ LAYERS = (
     "diffusion",
 )
 #: Modules any layer may import; they import only each other.
-SHARED = ("errors", "config")
+SHARED = ("errors", "config", "atomic")
 ROOT = "__init__"
 
 

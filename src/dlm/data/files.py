@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dlm.atomic import atomic_write_text
 from dlm.errors import DlmUserError
 
 __all__ = ["DataError", "read_jsonl", "write_jsonl", "read_text_documents"]
@@ -42,14 +43,9 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 def write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> None:
-    """Write records as JSON lines (to a temporary name first, then renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    """Write records as JSON lines, atomically (an existing file is replaced only by a
+    complete new one)."""
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def read_text_documents(path: str | Path, text_field: str = "text") -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import shutil
+import pickle
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +23,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
+from dlm.atomic import atomic_write_text, discard_dir, fault_point
 from dlm.config import ConfigError, to_dict
 from dlm.data import BatchOrder, SequenceData
 from dlm.errors import DlmUserError
@@ -31,6 +32,7 @@ from dlm.models import DiffusionLM
 from . import checkpoints as ckpt
 from .config import TrainConfig
 from .objectives import build_objective
+from .resume import resume_changes
 
 __all__ = ["Trainer", "TrainResult", "TrainingDivergedError"]
 
@@ -83,6 +85,7 @@ class Trainer:
         self.train_data = train_data
         self.objective = objective or build_objective(config)
         self.callbacks = list(callbacks)
+        self._notice = ckpt.notice if self.accelerator.is_main_process else (lambda message: None)
         limit = model.max_positions
         if limit is not None and train_data.seq_len > limit:
             raise ConfigError(
@@ -105,62 +108,136 @@ class Trainer:
             None if batch.attention_mask is None else batch.attention_mask.to(device),
         )
 
+    def _write_config(self, directory: Path) -> None:
+        atomic_write_text(
+            directory / "train_config.yaml", yaml.safe_dump(to_dict(self.config), sort_keys=False)
+        )
+
     def _save_checkpoint(self, step: int, order: BatchOrder) -> Path:
         acc = self.accelerator
-        tmp, final = (
-            ckpt.temporary_dir(self.output_dir, step),
-            ckpt.checkpoint_dir(self.output_dir, step),
-        )
+        final = ckpt.checkpoint_dir(self.output_dir, step)
+        tmp = ckpt.temporary_dir(final)
         if acc.is_main_process and tmp.exists():
-            shutil.rmtree(tmp)
+            discard_dir(tmp)
         acc.wait_for_everyone()
         acc.save_state(str(tmp))
         if acc.is_main_process:
+            fault_point("save.state")
             self.unwrapped.save_pretrained(tmp / "model", self.tokenizer)
             ckpt.write_trainer_state(tmp, {"step": step, "data": order.state_dict()})
-            (tmp / "train_config.yaml").write_text(
-                yaml.safe_dump(to_dict(self.config), sort_keys=False)
-            )
+            self._write_config(tmp)
             ckpt.finalize(tmp, final)
-            ckpt.prune(self.output_dir, self.config.keep_last)
+            ckpt.prune(self.output_dir, self.config.keep_last, newest=step)
         acc.wait_for_everyone()
         return final
 
     def _save_model(self) -> Path:
         final = self.output_dir / "model"
         if self.accelerator.is_main_process:
-            tmp = self.output_dir / ".tmp-model"
+            tmp = ckpt.temporary_dir(final)
             if tmp.exists():
-                shutil.rmtree(tmp)
+                discard_dir(tmp)
             self.unwrapped.save_pretrained(tmp, self.tokenizer)
             # The recipe travels with the model: `dlm eval` finds the task and its held-out split.
-            (tmp / "train_config.yaml").write_text(
-                yaml.safe_dump(to_dict(self.config), sort_keys=False)
-            )
+            self._write_config(tmp)
             ckpt.finalize(tmp, final)
         self.accelerator.wait_for_everyone()
         return final
 
     def _resume_path(self) -> Path | None:
+        """The checkpoint to resume from (None: start at step 0), checked complete."""
         resume = self.config.resume
         if resume is None:
             return None
         if resume == "latest":
-            return ckpt.latest_checkpoint(self.output_dir)
+            path = ckpt.latest_checkpoint(self.output_dir)
+            if path is None:
+                self._notice(
+                    f"resume=latest: no complete checkpoint in {self.output_dir} yet; starting at step 0"
+                )
+            return path
         path = Path(resume)
-        ckpt.read_trainer_state(path)  # raises a clear error when it is not a checkpoint
+        ckpt.read_trainer_state(path)  # raises a clear error when it is not a complete checkpoint
         return path
+
+    def _check_resume(self, path: Path) -> dict[str, tuple]:
+        """The allowed changes against the checkpoint's recipe; an error for any other."""
+        saved = path / "train_config.yaml"
+        if not saved.is_file():
+            return {}
+        changes = resume_changes(yaml.safe_load(saved.read_text()) or {}, self.config, str(path))
+        for name, (old, new) in changes.items():
+            if name not in ("resume", "output_dir", "progress"):
+                self._notice(f"resume: {name} changed from {old!r} to {new!r}")
+        return changes
+
+    def _load_state(self, path: Path) -> None:
+        """``accelerator.load_state`` with a one-line error naming the checkpoint and the
+        previous good one when its files cannot be read."""
+        try:
+            self.accelerator.load_state(str(path))
+        except (
+            OSError,
+            EOFError,
+            RuntimeError,
+            ValueError,
+            KeyError,
+            pickle.UnpicklingError,
+        ) as err:
+            previous = ckpt.previous_checkpoint(path)
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ckpt.CheckpointError(
+                f"checkpoint {path} cannot be loaded ({type(err).__name__}: {first[:200]}); resume "
+                + (
+                    f"from the previous good one: resume={previous}"
+                    if previous
+                    else "is impossible: start the run again"
+                )
+            ) from err
+
+    def _apply_resumed_optimizer(self, optimizer, scheduler, step: int, changes) -> None:
+        """Put the recipe's optimiser values into the restored optimiser and set the learning
+        rate of the (rebuilt) schedule at ``step``.
+
+        The restored state carries the saved run's learning rate and parameter-group values;
+        the schedule's shape (warmup, kind, length) comes from the recipe given now. With no
+        change this recomputes the restored values exactly (same formula, same numbers).
+        """
+        opt = self.config.optim
+        for group in optimizer.param_groups:
+            if "optim.weight_decay" in changes:
+                group["weight_decay"] = opt.weight_decay
+            if "optim.betas" in changes:
+                group["betas"] = tuple(opt.betas)
+            if "optim.lr" in changes:
+                group["initial_lr"] = opt.lr
+        if "optim.lr" in changes:
+            scheduler.base_lrs = [opt.lr for _ in optimizer.param_groups]
+        if any(
+            name in changes
+            for name in ("optim.lr", "optim.max_steps", "optim.warmup_steps", "optim.scheduler")
+        ):
+            rates = [
+                base * f(step)
+                for base, f in zip(scheduler.base_lrs, scheduler.lr_lambdas, strict=True)
+            ]
+            for group, rate in zip(optimizer.param_groups, rates, strict=True):
+                group["lr"] = rate
+            scheduler._last_lr = rates
+            self._notice(
+                f"resume: the learning-rate schedule is rebuilt from step {step} (lr now {rates[0]:.3g})"
+            )
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> TrainResult:
         cfg, acc = self.config, self.accelerator
         opt_cfg = cfg.optim
         set_seed(cfg.seed)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         if acc.is_main_process:
-            (self.output_dir / "train_config.yaml").write_text(
-                yaml.safe_dump(to_dict(cfg), sort_keys=False)
-            )
+            ckpt.recover(self.output_dir, self._notice)
+        acc.wait_for_everyone()
+        resume_from = self._resume_path()
+        changes = self._check_resume(resume_from) if resume_from is not None else {}
 
         optimizer = torch.optim.AdamW(
             self.model.parameters(),
@@ -185,13 +262,17 @@ class Trainer:
         )
         step = 0
         last_ckpt = None
-        resume_from = self._resume_path()
         if resume_from is not None:
-            acc.load_state(str(resume_from))
             state = ckpt.read_trainer_state(resume_from)
+            self._load_state(resume_from)
             step = int(state["step"])
             order.load_state_dict(state["data"])
             last_ckpt = resume_from
+            self._apply_resumed_optimizer(optimizer, scheduler, step, changes)
+        # only now, with the resume validated and loaded, is the run directory written
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if acc.is_main_process:
+            self._write_config(self.output_dir)
         acc.init_trackers("logs")
 
         tokens_per_step = (
@@ -236,6 +317,7 @@ class Trainer:
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            fault_point("train.step")
             result.losses.append(step_loss)
             result.tokens += tokens_per_step
             elapsed = time.perf_counter() - step_start
@@ -259,7 +341,11 @@ class Trainer:
         bar.close()
         result.train_seconds = time.perf_counter() - started
         result.steps = step
-        result.last_checkpoint = self._save_checkpoint(step, order) if cfg.save_every else last_ckpt
+        if cfg.save_every and not (
+            last_ckpt is not None and last_ckpt == ckpt.checkpoint_dir(self.output_dir, step)
+        ):
+            last_ckpt = self._save_checkpoint(step, order)
+        result.last_checkpoint = last_ckpt
         result.model_dir = self._save_model()
         acc.end_training()
         return result

@@ -1,0 +1,74 @@
+"""What a resumed run may change, and how the changes that are allowed are applied.
+
+A checkpoint keeps the ``train_config.yaml`` it was written with. On resume the recipe given
+now is compared with it, field by field, before anything of the run directory is touched:
+
+* fields of ``RESUMABLE`` may change (how long to train, the learning rate and its schedule,
+  optimiser knobs kept in its parameter groups, logging and checkpointing): each change is
+  reported, and the LR schedule is rebuilt from the resumed step with the new values;
+* any other field (the model's shape, the data, the objective, the diffusion process, the
+  batch and seeds that fix the data order) may not: the resume stops with an error naming the
+  field and both values, since the saved weights or the data position would not fit it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlm.config import ConfigError, to_dict
+
+from .config import TrainConfig
+
+__all__ = ["RESUMABLE", "resume_changes", "flatten"]
+
+#: Dotted fields a resumed run may set to new values.
+RESUMABLE = frozenset(
+    {
+        "optim.max_steps",
+        "optim.lr",
+        "optim.warmup_steps",
+        "optim.scheduler",
+        "optim.weight_decay",
+        "optim.betas",
+        "optim.max_grad_norm",
+        "output_dir",
+        "resume",
+        "save_every",
+        "keep_last",
+        "log_every",
+        "progress",
+    }
+)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 1}}`` -> ``{"optim.lr": 1}`` (lists and option dicts stay values)."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and key not in ("task_options",):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def resume_changes(saved: dict[str, Any], config: TrainConfig, checkpoint: str) -> dict[str, tuple]:
+    """``{field: (saved value, new value)}`` for the allowed changes; a ``ConfigError`` naming
+    the first field that may not change."""
+    before, after = flatten(saved), flatten(to_dict(config))
+    changes = {}
+    for name in sorted(set(before) | set(after)):
+        if name not in before:  # the checkpoint predates this field
+            continue
+        old, new = before[name], after.get(name)
+        if old == new or (isinstance(old, list | tuple) and list(old) == list(new or [])):
+            continue
+        if name not in RESUMABLE:
+            raise ConfigError(
+                f"resume={checkpoint}: {name} was {old!r} in that run and is {new!r} now; a resumed "
+                f"run keeps the model, data and objective, so set {name}={old!r} again (or start a "
+                "new run in a fresh output_dir)"
+            )
+        changes[name] = (old, new)
+    return changes
