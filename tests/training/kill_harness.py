@@ -108,13 +108,14 @@ def warm_up() -> None:
     import dlm.training  # noqa: F401
 
 
-def attempt(run_dir: Path, a: Attempt) -> str:
-    """Run one attempt in a forked child; its status."""
+def attempt(run_dir: Path, a: Attempt, run_overrides: list[str] = ()) -> str:
+    """Run one attempt in a forked child; its status. ``run_overrides`` (shared by every
+    attempt of a run) come before the attempt's own."""
     warm_up()
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     pid = os.fork()
     if pid == 0:
-        _child(run_dir, a.overrides, a.fault)
+        _child(run_dir, [*run_overrides, *a.overrides], a.fault)
     if a.kill_after is not None:
         deadline = time.monotonic() + a.kill_after
         while time.monotonic() < deadline:
@@ -139,13 +140,15 @@ def _status(status: int, run_dir: Path) -> str:
     return f"error {code}: " + (error.read_text() if error.is_file() else "see stderr")
 
 
-def run(run_dir: Path, attempts: list[Attempt], max_resumes: int = 20) -> list[str]:
+def run(
+    run_dir: Path, attempts: list[Attempt], max_resumes: int = 20, run_overrides: list[str] = ()
+) -> list[str]:
     """The given attempts, then clean resumes until one finishes; every attempt's status."""
-    statuses = [attempt(run_dir, a) for a in attempts]
+    statuses = [attempt(run_dir, a, run_overrides) for a in attempts]
     while statuses[-1] != "ok" and len(statuses) < len(attempts) + max_resumes:
         if statuses[-1].startswith(("error", "signal")):
             break
-        statuses.append(attempt(run_dir, Attempt()))
+        statuses.append(attempt(run_dir, Attempt(), run_overrides))
     return statuses
 
 
