@@ -121,6 +121,8 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         kwargs[key] = _coerce(value, types_[key], where)
     try:
         return cls(**kwargs)
+    except ConfigError:
+        raise  # a check of the class itself; its message already names the key
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{prefix or cls.__name__}: {err}") from err
 

@@ -8,12 +8,17 @@ autoregressive model on the same data and budget and reports both accuracies.
 
 The embedded default is the same run as ``recipes/sudoku/diffusion.yaml`` (a test keeps the
 two equal), so ``dlm train`` reproduces the demo's model.
+
+The outputs (``json_path``, ``out_dir``) are checked before any puzzle is generated; the JSON
+is written atomically, and the model replaces an earlier copy at ``out_dir`` only once the new
+one is complete. A folder at ``out_dir`` that is not a dlm checkpoint is never replaced.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -25,9 +30,11 @@ import torch
 from rich.console import Console
 from rich.text import Text
 
+from dlm.atomic import OutputPathError, atomic_write_text, check_output_path, replace_dir
 from dlm.config import ConfigError, from_dict
 from dlm.evaluation import TaskReport, batch_prompts, evaluate_task
 from dlm.models import DiffusionLM
+from dlm.models.diffusion_lm import DLM_CONFIG_NAME
 from dlm.sampling import generate
 from dlm.tasks import SudokuTask, get_task
 from dlm.training import Prepared, TrainConfig, Trainer, TrainResult, build_model, prepare_data
@@ -208,6 +215,46 @@ def _train(config: TrainConfig, prepared: Prepared, console: Console, label: str
     return train_model(config, prepared, callbacks=[report])
 
 
+def _check_outputs(json_path: str | Path | None, out_dir: str | Path | None) -> None:
+    """Refuse, before any work, outputs the demo could not write or would wrongly replace."""
+    if json_path is not None:
+        check_output_path(json_path, "--json")
+    if out_dir is None:
+        return
+    kept = Path(out_dir)
+    if kept.exists() and not kept.is_dir():
+        raise OutputPathError(f"--out {kept} is a file, not a folder; give a folder path")
+    if kept.is_dir() and any(kept.iterdir()) and not (kept / DLM_CONFIG_NAME).is_file():
+        raise OutputPathError(
+            f"--out {kept} is a folder that holds files and no dlm checkpoint; the demo would "
+            "replace it: give a new or empty folder"
+        )
+    existing = next((p for p in (kept, *kept.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise OutputPathError(
+            f"--out {kept} lies under {existing}, which is a file, not a folder; pick another path"
+        )
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputPathError(
+            f"--out {kept}: the folder {existing} is not writable; pick another path"
+        )
+
+
+def _keep_model(model_dir: Path, kept: Path) -> None:
+    """Copy the trained model to ``kept``, replacing an earlier copy only once it is complete."""
+    tmp = kept.with_name(f".{kept.name}.writing")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        shutil.copytree(model_dir, tmp)
+        if kept.is_dir() and not any(kept.iterdir()):
+            kept.rmdir()
+        replace_dir(tmp, kept)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def run_demo(
     *,
     compare_ar: bool = False,
@@ -219,6 +266,7 @@ def run_demo(
     """Generate puzzles, train, solve held-out puzzles, verify, report (see module docstring)."""
     console = console or Console()
     started = time.perf_counter()
+    _check_outputs(json_path, out_dir)
     work = Path(tempfile.mkdtemp(prefix="dlm-demo-"))
     try:
         config = demo_config(str(work / "diffusion"), overrides)
@@ -267,9 +315,7 @@ def run_demo(
         kept = None
         if out_dir is not None:
             kept = Path(out_dir)
-            if kept.exists():
-                shutil.rmtree(kept)
-            shutil.copytree(result.model_dir, kept)
+            _keep_model(Path(result.model_dir), kept)
             console.print(f"model saved to {kept} (open it with `dlm generate --model {kept}`)")
         total = time.perf_counter() - started
         demo = DemoResult(
@@ -284,8 +330,7 @@ def run_demo(
         )
         console.print(f"total time {total:.0f}s")
         if json_path is not None:
-            Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-            Path(json_path).write_text(json.dumps(demo.to_json(), indent=2) + "\n")
+            atomic_write_text(json_path, json.dumps(demo.to_json(), indent=2) + "\n")
         return demo
     finally:
         shutil.rmtree(work, ignore_errors=True)

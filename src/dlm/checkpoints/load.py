@@ -20,7 +20,7 @@ from dlm.models.diffusion_lm import DLM_CONFIG_NAME, DiffusionLM
 
 from .base import Family, Probe, UnsupportedCheckpointError
 from .detect import match_family, probe
-from .weights import iter_tensors
+from .weights import iter_tensors, weight_files
 
 __all__ = ["build_backbone", "load_family", "load_model", "load_published", "native_state"]
 
@@ -89,6 +89,12 @@ def load_family(
 ) -> DiffusionLM:
     """Load ``found`` as a checkpoint of ``family``."""
     family.check(found)
+    if not weight_files(found.directory):
+        raise UnsupportedCheckpointError(
+            f"{found.directory} looks like a {family.name} checkpoint but has no weight files "
+            "(model.safetensors or pytorch_model.bin); the download is incomplete: download "
+            "it again"
+        )
     state = native_state(family, found, dtype)
     model_class, config = family.backbone(found, state)
     backbone, problems = build_backbone(model_class, config, state, dtype)

@@ -2,7 +2,9 @@
 
 Safetensors files are preferred (single file or sharded with ``model.safetensors.index.json``);
 ``pytorch_model.bin`` files are read with ``torch.load(weights_only=True)`` when no
-safetensors exist (older DiffuGPT / DiffuLLaMA uploads).
+safetensors exist (older DiffuGPT / DiffuLLaMA uploads). A shard an index lists that is not
+there, or a safetensors file cut short (an interrupted download), is a
+``NotADlmCheckpointError`` naming the file, raised before any tensor is read.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from dlm.models.diffusion_lm import NotADlmCheckpointError, check_safetensors
+
 from .base import read_json
 
 __all__ = ["iter_tensors", "weight_files", "weight_names"]
@@ -20,7 +24,14 @@ __all__ = ["iter_tensors", "weight_files", "weight_names"]
 
 def _indexed(directory: Path, index_name: str) -> list[Path]:
     weight_map = read_json(directory / index_name).get("weight_map") or {}
-    return [directory / name for name in sorted(set(weight_map.values()))]
+    files = [directory / name for name in sorted(set(map(str, weight_map.values())))]
+    for path in files:
+        if not path.is_file():
+            raise NotADlmCheckpointError(
+                f"{directory} lacks the weight shard {path.name} that {index_name} lists; the "
+                "checkpoint is incomplete: download or copy it again"
+            )
+    return files
 
 
 def weight_files(directory: Path) -> list[Path]:
@@ -46,6 +57,7 @@ def weight_names(directory: Path) -> tuple[str, ...]:
             return tuple(sorted(weight_map))
     for path in weight_files(directory):
         if path.suffix == ".safetensors":
+            check_safetensors(path)
             with safe_open(str(path), framework="pt") as handle:
                 names.extend(handle.keys())
         else:
@@ -57,7 +69,11 @@ def iter_tensors(
     directory: Path, dtype: torch.dtype | None = None
 ) -> Iterator[tuple[str, torch.Tensor]]:
     """``(name, tensor)`` for every stored tensor, cast to ``dtype`` as it is read."""
-    for path in weight_files(directory):
+    files = weight_files(directory)
+    for path in files:  # every file checked before the first tensor is read
+        if path.suffix == ".safetensors":
+            check_safetensors(path)
+    for path in files:
         if path.suffix == ".safetensors":
             with safe_open(str(path), framework="pt") as handle:
                 for name in handle.keys():  # noqa: SIM118 - safe_open has no __iter__

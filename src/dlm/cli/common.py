@@ -1,5 +1,6 @@
 """What several ``dlm`` subcommands share: the sampler and task-selection flags, opening a
-checkpoint, reading sampler flags and task options back.
+checkpoint, reading sampler flags and task options back, the range-checked integer flag types
+and the checks of output paths made before any work starts.
 
 Each subcommand module (``demo``, ``train``, ``generate``, ``convert``, ``task_make``,
 ``evaluate``, ``eval_ppl``) owns its parser through ``add_arguments(parser)`` and runs through
@@ -10,9 +11,13 @@ trainer) happen in ``run``, so ``dlm --help`` stays quick.
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlm.errors import DlmUserError
+from dlm.atomic import OutputPathError, check_output_path
+from dlm.errors import DlmUserError, SettingsError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -23,12 +28,78 @@ if TYPE_CHECKING:
 __all__ = [
     "add_sampler_options",
     "add_task_selection",
+    "check_output_dir",
+    "check_output_path",
+    "check_sampler_flags",
+    "int_at_least",
     "load_model_and_tokenizer",
+    "non_negative_int",
     "parse_options",
+    "positive_int",
     "resolve_sampler",
     "sampler_options",
     "task_names",
 ]
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type=``: a whole number of at least ``low``.
+
+    A bad value is argparse's own error, which ``dlm``'s parser prints as one line naming the
+    flag: ``--batch-size must be at least 1; got -1``.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"takes a whole number; got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}; got {value}")
+        return value
+
+    parse.__name__ = f"int_at_least_{low}"
+    return parse
+
+
+#: ``type=`` of a count that must be at least one (batch sizes, samples, lengths).
+positive_int = int_at_least(1)
+#: ``type=`` of a count that may be zero (held-out examples, context tokens).
+non_negative_int = int_at_least(0)
+
+
+def check_output_dir(path: str | os.PathLike, option: str) -> Path:
+    """``path`` as a folder ``dlm`` may write into, checked before any work starts.
+
+    It is a folder or does not exist yet, no path above it is a file, and the nearest folder
+    that exists is writable. Nothing is created here (the command makes the folder when it
+    writes), so a run refused later leaves no empty folder behind.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{option} {path} is a file, not a folder; give a folder path")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise OutputPathError(
+            f"{option} {path} lies under {existing}, which is a file, not a folder; pick another path"
+        )
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputPathError(
+            f"{option} {path}: the folder {existing} is not writable; pick another path"
+        )
+    return path
+
+
+def check_sampler_flags(args: argparse.Namespace) -> None:
+    """Each sampler flag given, checked against its field's range before the model loads
+    (the combination with the checkpoint's defaults is checked once they are read)."""
+    from dlm.sampling import SamplerSettings
+
+    for name, value in SamplerSettings.from_arguments(args).items():
+        try:
+            SamplerSettings.coerce(name, value)
+        except SettingsError as err:
+            raise SettingsError(f"--{name.replace('_', '-')}: {err}") from err
 
 
 def add_sampler_options(parser: argparse.ArgumentParser, max_new_tokens: int | None = 64) -> None:
@@ -76,7 +147,10 @@ def load_model_and_tokenizer(path: str) -> tuple[DiffusionLM, PreTrainedTokenize
     fmt = getattr(model, "source_format", None) or detect_format(path)
     tokenizer = load_tokenizer(path, fmt, model.config.mask_token_id)
     if tokenizer is None:
-        raise NotADlmCheckpointError(f"{path} has no tokenizer saved beside the model")
+        raise NotADlmCheckpointError(
+            f"{path} has no tokenizer saved beside the model; save the checkpoint with its "
+            "tokenizer (model.save_pretrained(path, tokenizer))"
+        )
     return model, tokenizer
 
 

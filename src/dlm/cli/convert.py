@@ -3,7 +3,8 @@
     dlm convert ~/models/LLaDA-8B-Base checkpoints/llada-8b
 
 reads SRC without remote code (see ``dlm.checkpoints``) and writes DST as
-``DiffusionLM.save_pretrained`` does, with the tokenizer when SRC has one.
+``DiffusionLM.save_pretrained`` does, with the tokenizer when SRC has one. DST is checked
+before SRC is read: a folder (empty) or a new path, not under a file, in a writable folder.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def run_convert(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     """Convert ``src`` into the dlm checkpoint ``dst`` and say what was done; returns 0."""
     from dlm.checkpoints import convert
 
+    from .common import check_output_dir
+
+    check_output_dir(dst, "DST")
     result = convert(src, dst)
     print(
         f"read {result.source} as a {result.format} checkpoint: {result.architecture}, "

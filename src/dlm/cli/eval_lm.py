@@ -7,6 +7,10 @@ lm-eval only knows the models in its own registry and has no plugin entry point,
 plain ``lm_eval --model dlm`` cannot find ours. ``run_lm_eval`` imports
 ``dlm.evaluation.lm_eval_adapter`` (which registers ``dlm``) and then runs lm-eval's own
 command line on ``argv``, unchanged: every lm-eval flag and subcommand works.
+
+lm-eval logs a warning and carries on when it cannot save its results, so ``--output_path``
+(``-o``) is checked first, before any model loads: a ``.json`` path as a file (``dlm``'s
+``--json`` rules), any other as the folder lm-eval writes its results under.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-__all__ = ["run_lm_eval", "main"]
+from dlm.errors import DlmUserError
+
+__all__ = ["check_lm_eval_output", "run_lm_eval", "main"]
 
 
 def _exit_code(code: object) -> int:
@@ -23,9 +29,36 @@ def _exit_code(code: object) -> int:
     return code if isinstance(code, int) else 1
 
 
+def _output_paths(args: list[str]) -> list[str]:
+    """The values of lm-eval's ``--output_path`` / ``-o`` flags in ``args``."""
+    paths = []
+    for i, arg in enumerate(args):
+        if arg in ("--output_path", "-o") and i + 1 < len(args):
+            paths.append(args[i + 1])
+        elif arg.startswith("--output_path="):
+            paths.append(arg.split("=", 1)[1])
+    return paths
+
+
+def check_lm_eval_output(args: list[str]) -> None:
+    """Refuse an ``--output_path`` lm-eval could not write its results to (see the module)."""
+    from .common import check_output_dir, check_output_path
+
+    for path in _output_paths(args):
+        if path.endswith(".json"):
+            check_output_path(path, "--output_path")
+        else:
+            check_output_dir(path, "--output_path")
+
+
 def run_lm_eval(argv: Sequence[str] | None = None) -> int:
     """Run lm-eval's CLI on ``argv`` (default: ``sys.argv[1:]``) with ``dlm`` registered."""
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        check_lm_eval_output(args)
+    except DlmUserError as err:
+        print(f"dlm eval lm-eval: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
     try:
         from lm_eval.__main__ import cli_evaluate
 

@@ -7,18 +7,19 @@ A masked diffusion LM has no exact likelihood; this reports the Monte Carlo ELBO
 perplexity bound exp(NLL) and their standard errors. Text comes from a ``.txt`` file
 (documents separated by blank lines) or a ``.jsonl`` file's ``text`` field; each document is
 cut into windows of ``seq_len`` tokens. A causal (AR twin) checkpoint gets its exact value.
+``--json`` is checked before the model loads; the report is written atomically.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
+from dlm.atomic import atomic_write_text
 from dlm.errors import DlmUserError
 
-from .common import load_model_and_tokenizer
+from .common import check_output_path, load_model_and_tokenizer, non_negative_int, positive_int
 
 __all__ = ["DESCRIPTION", "add_arguments", "format_report", "run", "run_eval_ppl"]
 
@@ -31,13 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", required=True, help=".txt (documents split at blank lines) or .jsonl with 'text'"
     )
     parser.add_argument(
-        "--seq-len", type=int, default=None, help="window length (default: positions)"
+        "--seq-len", type=positive_int, default=None, help="window length (default: positions)"
     )
     parser.add_argument(
-        "--context", type=int, default=0, help="tokens of context before each window"
+        "--context", type=non_negative_int, default=0, help="tokens of context before each window"
     )
-    parser.add_argument("--mc-num", type=int, default=128, help="Monte Carlo samples per window")
-    parser.add_argument("--batch-size", type=int, default=32, help="rows per forward pass")
+    parser.add_argument(
+        "--mc-num", type=positive_int, default=128, help="Monte Carlo samples per window"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="rows per forward pass")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON")
@@ -88,12 +91,13 @@ def run_eval_ppl(
     from dlm.data import read_text_documents
     from dlm.evaluation.likelihood import perplexity_bound
 
+    out = check_output_path(json_path, "--json") if json_path else None
     model, tokenizer = load_model_and_tokenizer(model_dir)
+    texts = read_text_documents(data_file)
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     seq_len = seq_len or model.max_positions
     if seq_len is None:
         raise DlmUserError("the model does not say how many positions it has; pass --seq-len")
-    texts = read_text_documents(data_file)
     report = perplexity_bound(
         model,
         tokenizer,
@@ -106,8 +110,6 @@ def run_eval_ppl(
     )
     report = {"model": str(model_dir), "data": str(data_file), **report}
     print(format_report(report))
-    if json_path:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
+    if out is not None:
+        atomic_write_text(out, json.dumps(report, indent=2) + "\n")
     return 0

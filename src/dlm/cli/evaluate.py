@@ -15,7 +15,8 @@ Prints the accuracy, the accuracy per bucket and the sampler's cost, and writes 
 JSON with ``--json PATH``. ``--metric NAME`` (repeatable, or a comma list) adds a table of the
 task's named metrics (``verify``, the strict check, and each paper metric such as Countdown's
 ``lenient`` or Sudoku's ``cell_accuracy``) overall and per bucket; an unknown name is an error
-that lists the task's metrics.
+that lists the task's metrics. ``--json`` and every flag are checked before the examples are
+made and the model loads; the report is written atomically.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import json
 from pathlib import Path
 
+from dlm.atomic import atomic_write_text
 from dlm.data import read_jsonl
 from dlm.errors import DlmUserError
 from dlm.evaluation import evaluate_task
@@ -34,8 +36,11 @@ from dlm.tasks.splits import split_options
 from .common import (
     add_sampler_options,
     add_task_selection,
+    check_output_path,
+    check_sampler_flags,
     load_model_and_tokenizer,
     parse_options,
+    positive_int,
     sampler_options,
 )
 
@@ -56,23 +61,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", metavar="FILE.jsonl", help="examples to evaluate (from dlm task make)"
     )
-    parser.add_argument("--n", type=int, default=None, help="evaluate only the first N examples")
+    parser.add_argument(
+        "--n", type=positive_int, default=None, help="evaluate only the first N examples"
+    )
     parser.add_argument(
         "--seed-data",
         type=int,
         default=1,
         help="generator seed when neither a recipe nor --data gives the examples",
     )
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument(
-        "--samples", type=int, default=1, help="samples per prompt (self-consistency)"
+        "--samples", type=positive_int, default=1, help="samples per prompt (self-consistency)"
     )
     parser.add_argument(
         "--vote", action="store_true", help="majority vote on the final answer (SC@k)"
     )
     parser.add_argument("--multipass", action="store_true", help="one thought per pass (DoT-MP)")
     parser.add_argument(
-        "--max-passes", type=int, default=12, help="passes per answer with --multipass"
+        "--max-passes", type=positive_int, default=12, help="passes per answer with --multipass"
     )
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON")
     parser.add_argument(
@@ -142,6 +149,8 @@ def _print_metrics(report) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     model_dir = Path(args.model)
+    check_sampler_flags(args)
+    out = check_output_path(args.json, "--json") if args.json else None
     task, options, examples = _task_and_examples(args, model_dir)
     metrics = metric_names(args.metric)
     resolve_metrics(task, metrics)  # an unknown name fails before the model loads
@@ -182,10 +191,8 @@ def run_eval(args: argparse.Namespace) -> int:
     print(
         f"cost: {report.nfe} forward passes, {report.seconds:.1f} s, {report.tokens_per_second:.0f} tokens/s"
     )
-    out = Path(args.json) if args.json else None
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_text(out, json.dumps(result, indent=2) + "\n")
         print(f"report written to {out}")
     return 0
 

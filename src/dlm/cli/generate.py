@@ -5,7 +5,9 @@
     dlm generate --model DIR --print-settings [sampler options]   # resolved settings, their sources
 
 The sampler flags are generated from ``SamplerSettings``: a flag given wins over the
-checkpoint's saved sampler defaults, which win over dlm's defaults.
+checkpoint's saved sampler defaults, which win over dlm's defaults. ``--output`` and every
+flag are checked, and the prompts read, before the model loads; the results file is written
+atomically (an existing file is replaced only by the complete new one).
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from typing import TYPE_CHECKING
 
 from dlm.errors import DlmUserError
 
-from .common import add_sampler_options, load_model_and_tokenizer, resolve_sampler
+from .common import (
+    add_sampler_options,
+    check_output_path,
+    check_sampler_flags,
+    load_model_and_tokenizer,
+    positive_int,
+    resolve_sampler,
+)
 
 if TYPE_CHECKING:
     from dlm.models import DiffusionLM
@@ -40,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output", metavar="FILE.jsonl", help="write results here instead of printing them"
     )
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=32, help="prompts per generate call"
+    )
     parser.add_argument(
         "--chat",
         action="store_true",
@@ -93,16 +104,23 @@ def run(args: argparse.Namespace) -> int:
 
     if args.prompt is None and args.input is None and not args.print_settings:
         raise DlmUserError("give the prompts: --prompt TEXT or --input FILE.jsonl")
+    if args.stream and args.output:
+        raise DlmUserError(
+            "--stream prints the canvas step by step and writes no --output file; drop one of them"
+        )
+    check_sampler_flags(args)
+    if args.output:
+        check_output_path(args.output, "--output")
+    records = [] if args.print_settings else _prompts(args)
+    if not args.chat and any("prompt" not in r for r in records):
+        raise DataError(f"{args.input}: lines with 'messages' and no 'prompt' need --chat")
     model, tokenizer = load_model_and_tokenizer(args.model)
     resolved = resolve_sampler(args, model)
     if args.print_settings:
         print(resolved.describe())
         return 0
-    records = _prompts(args)
     if args.chat:
         records = apply_chat_template(tokenizer, records)
-    elif any("prompt" not in r for r in records):
-        raise DataError(f"{args.input}: lines with 'messages' and no 'prompt' need --chat")
     settings = resolved.settings
     if args.stream:
         return _stream(model, tokenizer, records, settings)

@@ -12,14 +12,16 @@
 Each subcommand is a module of ``dlm.cli`` with ``add_arguments(parser)`` and
 ``run(args) -> int``. A ``DlmUserError`` (a mistake the user can fix: a flag, a recipe key, a
 path, a checkpoint, a data file) prints as one line, ``dlm <command>: error: <message>``, and
-exits with status 2 (set DLM_DEBUG=1 to see its traceback). Any other exception is a bug and
-propagates with its traceback.
+exits with status 2 (set DLM_DEBUG=1 to see its traceback). A flag argparse refuses (a missing
+one, a value out of range, an unknown choice) is the same one line and status 2, without the
+usage text. Any other exception is a bug and propagates with its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -28,7 +30,7 @@ from dlm.errors import DlmUserError
 
 from . import convert, demo, eval_ppl, evaluate, generate, task_make, train
 
-__all__ = ["COMMANDS", "build_parser", "build_ppl_parser", "main"]
+__all__ = ["COMMANDS", "UsageError", "build_parser", "build_ppl_parser", "main"]
 
 #: Every subcommand (``task`` groups ``task make``), in the order ``dlm --help`` lists them.
 COMMANDS: dict[str, ModuleType | dict[str, ModuleType]] = {
@@ -40,6 +42,32 @@ COMMANDS: dict[str, ModuleType | dict[str, ModuleType]] = {
     "eval": evaluate,
 }
 _GROUP_HELP = {"task": "work with the offline task generators"}
+_ARGUMENT = re.compile(r"argument ([^:]+): (.*)", re.DOTALL)
+
+
+class UsageError(DlmUserError):
+    """A command line argparse refused; ``prog`` is the (sub)command that refused it."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors raised as ``UsageError`` so ``main`` prints them as one line.
+
+    ``argument --batch-size: must be at least 1; got -1`` reads ``--batch-size must be at
+    least 1; got -1``; other messages keep argparse's wording.
+    """
+
+    def error(self, message: str):  # type: ignore[override]
+        match = _ARGUMENT.fullmatch(message)
+        if match:
+            flag, what = match.groups()
+            message = (
+                f"{flag} {what}" if what.startswith(("must ", "takes ")) else f"{flag}: {what}"
+            )
+        raise UsageError(self.prog, message)
 
 
 def _add_command(sub: argparse._SubParsersAction, name: str, module: ModuleType) -> None:
@@ -49,9 +77,7 @@ def _add_command(sub: argparse._SubParsersAction, name: str, module: ModuleType)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dlm", description="Discrete (masked) diffusion language models."
-    )
+    parser = _Parser(prog="dlm", description="Discrete (masked) diffusion language models.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, entry in COMMANDS.items():
         if isinstance(entry, dict):
@@ -65,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_ppl_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dlm eval ppl", description=eval_ppl.DESCRIPTION)
+    parser = _Parser(prog="dlm eval ppl", description=eval_ppl.DESCRIPTION)
     eval_ppl.add_arguments(parser)
     parser.set_defaults(command="eval ppl", run=eval_ppl.run)
     return parser
@@ -77,18 +103,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .eval_lm import run_lm_eval
 
         return run_lm_eval(argv[2:])
-    if argv[:2] == ["eval", "ppl"]:
-        args = build_ppl_parser().parse_args(argv[2:])
-    else:
-        args = build_parser().parse_args(argv)
+    try:
+        if argv[:2] == ["eval", "ppl"]:
+            args = build_ppl_parser().parse_args(argv[2:])
+        else:
+            args = build_parser().parse_args(argv)
+    except UsageError as err:
+        return _report(err.prog, err)
     try:
         return args.run(args)
     except DlmUserError as err:
-        if os.environ.get("DLM_DEBUG"):
-            raise
-        message = " ".join(str(err).split())  # one line, whatever the message holds
-        print(f"dlm {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        group = getattr(args, f"{args.command}_command", None)  # task make: "dlm task make"
+        return _report(" ".join(["dlm", args.command, *([group] if group else [])]), err)
+
+
+def _report(prog: str, err: DlmUserError) -> int:
+    """Print a user error as one line of stderr and return status 2 (DLM_DEBUG=1 re-raises)."""
+    if os.environ.get("DLM_DEBUG"):
+        raise err
+    message = " ".join(str(err).split())  # one line, whatever the message holds
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -4,18 +4,25 @@
 
 writes ``train.jsonl`` and ``test.jsonl`` (one ``{"prompt", "target", "meta"}`` object per
 line, the layout ``data.train_file`` and ``dlm eval --data`` read) and ``task.json`` (the task
-name and options, so the files can be regenerated exactly).
+name and options, so the files can be regenerated exactly). The folder and the three files are
+checked before any example is made; each file is written atomically, ``task.json`` last.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from dlm.errors import DlmUserError
+from dlm.atomic import atomic_write_text
 
-from .common import add_task_selection, parse_options, task_names
+from .common import (
+    add_task_selection,
+    check_output_dir,
+    check_output_path,
+    non_negative_int,
+    parse_options,
+    task_names,
+)
 
 __all__ = ["HELP", "add_arguments", "run", "run_task_make"]
 
@@ -25,8 +32,8 @@ HELP = "write a task's seeded train/test examples as JSONL"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="a registered task: " + ", ".join(task_names()))
     add_task_selection(parser)
-    parser.add_argument("--n", type=int, default=10000, help="training examples")
-    parser.add_argument("--n-test", type=int, default=1000, help="held-out examples")
+    parser.add_argument("--n", type=non_negative_int, default=10000, help="training examples")
+    parser.add_argument("--n-test", type=non_negative_int, default=1000, help="held-out examples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--out", metavar="DIR", help="output directory (default data/NAME[-SPLIT])"
@@ -38,14 +45,13 @@ def run(args: argparse.Namespace) -> int:
     from dlm.tasks import get_task
     from dlm.tasks.splits import split_options
 
+    suffix = f"-{args.split}" if args.split else ""
+    out = check_output_dir(args.out or f"data/{args.name}{suffix}", "--out")
     options = split_options(args.name, args.split, parse_options(args.option))
     task = get_task(args.name, **options)
-    if args.n < 0 or args.n_test < 0:
-        raise DlmUserError("--n and --n-test count examples; they cannot be negative")
+    for name in ("train.jsonl", "test.jsonl", "task.json"):
+        check_output_path(out / name, "--out")
     train, test = task.held_out(args.n, args.n_test, seed=args.seed)
-    suffix = f"-{args.split}" if args.split else ""
-    out = Path(args.out or f"data/{args.name}{suffix}")
-    out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "train.jsonl", [e.to_json() for e in train])
     write_jsonl(out / "test.jsonl", [e.to_json() for e in test])
     spec = {
@@ -55,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         "n": args.n,
         "n_test": args.n_test,
     }
-    (out / "task.json").write_text(json.dumps(spec, indent=2) + "\n")
+    atomic_write_text(out / "task.json", json.dumps(spec, indent=2) + "\n")
     print(
         f"wrote {len(train)} training and {len(test)} test examples of {args.name}{suffix} to {out}"
     )

@@ -4,7 +4,7 @@
 
 prints one line per logged step when the progress bar is off (``progress=false``) and where
 the model was saved. ``accelerate launch -m dlm.cli.main train ...`` runs it on several
-processes.
+processes. The recipe (every value's range) and ``output_dir`` are checked before any work.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dlm.training import load_train_config, train
 
+    from .common import check_output_dir
+
     config = load_train_config(args.recipe, args.overrides)
+    check_output_dir(config.output_dir, "output_dir")
 
     def log_line(step: int, metrics: dict[str, float]) -> None:
         if not config.progress:  # the progress bar shows these otherwise

@@ -4,10 +4,14 @@ Sections: ``model`` (backbone sizes or an HF checkpoint to start from, and the d
 fields), ``data`` (a task generator or files, tokenizer, sequence length), ``diffusion``
 (schedule, time sampling, weighting), ``optim`` (optimiser, schedule, batch, precision) and
 the run itself (objective, output directory, checkpoints, logging).
+
+``TrainConfig`` checks every numeric value's range when it is built, so a recipe or override
+out of range fails before any work starts with a message naming the dotted key and its range.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,6 +27,40 @@ __all__ = [
 ]
 
 Objective = Literal["pretrain", "sft", "ar"]
+
+
+def _at_least(where: str, value: int | None, low: int, *, optional: bool = False) -> None:
+    """A whole-number field of at least ``low`` (``optional``: or null)."""
+    if value is None and optional:
+        return
+    if value is None or value < low:
+        null = " (or null)" if optional else ""
+        raise ConfigError(f"{where} must be at least {low}{null}; got {value}")
+
+
+def _within(
+    where: str,
+    value: float | None,
+    low: float,
+    high: float | None,
+    *,
+    low_open: bool = False,
+    high_open: bool = True,
+    optional: bool = False,
+) -> None:
+    """A number in an interval (``high=None``: no upper bound; NaN and infinities refused)."""
+    if value is None and optional:
+        return
+    if value is None or not math.isfinite(value):
+        too_low = too_high = True
+    else:
+        too_low = value <= low if low_open else value < low
+        too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        lo = ("(" if low_open else "[") + f"{low:g}"
+        hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+        null = " (or null)" if optional else ""
+        raise ConfigError(f"{where} must lie in {lo}, {hi}{null}; got {value}")
 
 
 @dataclass
@@ -123,8 +161,29 @@ class TrainConfig:
             raise ConfigError(f"keep_last must be at least 1; got {self.keep_last}")
         if len(self.optim.betas) != 2:
             raise ConfigError(f"optim.betas needs two numbers; got {self.optim.betas}")
+        _at_least("save_every", self.save_every, 0)
+        _at_least("log_every", self.log_every, 1)
+        self._check_optim()
+        self._check_data()
         self._check_model()
         self._check_diffusion()
+
+    def _check_optim(self) -> None:
+        o = self.optim
+        _at_least("optim.batch_size", o.batch_size, 1)
+        _at_least("optim.warmup_steps", o.warmup_steps, 0)
+        _within("optim.lr", o.lr, 0.0, None)
+        _within("optim.weight_decay", o.weight_decay, 0.0, None)
+        _within("optim.max_grad_norm", o.max_grad_norm, 0.0, None, low_open=True, optional=True)
+        for i, beta in enumerate(o.betas):
+            _within(f"optim.betas[{i}]", beta, 0.0, 1.0)
+
+    def _check_data(self) -> None:
+        d = self.data
+        _at_least("data.n_train", d.n_train, 1)
+        _at_least("data.n_eval", d.n_eval, 0)
+        _at_least("data.seq_len", d.seq_len, 1, optional=True)
+        _within("data.coupled_prob", d.coupled_prob, 0.0, 1.0, high_open=False)
 
     def _check_model(self) -> None:
         m = self.model
@@ -136,6 +195,10 @@ class TrainConfig:
         for name in ("hidden_size", "num_layers", "max_positions"):
             if m.init is None and getattr(m, name) < 1:
                 raise ConfigError(f"model.{name} must be at least 1; got {getattr(m, name)}")
+        if m.init is None:
+            _at_least("model.intermediate_size", m.intermediate_size, 1, optional=True)
+        _within("model.dropout", m.dropout, 0.0, 1.0)
+        _at_least("model.anneal_steps", m.anneal_steps, 0)
 
     def _check_diffusion(self) -> None:
         """The diffusion section's ranges, checked before any work starts."""
@@ -147,6 +210,7 @@ class TrainConfig:
                 "diffusion.schedule=discrete needs diffusion.num_steps=T (at least 1), "
                 "e.g. diffusion.num_steps=20"
             )
+        _at_least("diffusion.num_steps", d.num_steps, 1, optional=True)
         if d.weighting == "linear" and d.schedule != "discrete":
             raise ConfigError(
                 "diffusion.weighting=linear (w = T - t + 1) needs diffusion.schedule=discrete and "
@@ -160,6 +224,10 @@ class TrainConfig:
             raise ConfigError(
                 f"diffusion.scheduled_min_prob must lie in [0, 1]; got {d.scheduled_min_prob}"
             )
+        _at_least("diffusion.scheduled_ramp_steps", d.scheduled_ramp_steps, 1, optional=True)
+        _at_least("diffusion.scheduled_sampler_steps", d.scheduled_sampler_steps, 1)
+        _within("diffusion.reweight_alpha", d.reweight_alpha, 0.0, None, low_open=True)
+        _within("diffusion.reweight_beta", d.reweight_beta, 0.0, None)
 
 
 def load_train_config(path: str | None, overrides: list[str] | None = None) -> TrainConfig:
