@@ -2,14 +2,16 @@
 
 Every file ``dlm`` writes for a user (results, configs, checkpoints) goes through here:
 
-* ``check_output_path`` refuses, before any work starts, an output that could not be written
-  (a folder, a path under a file, a read-only or missing parent that cannot be made);
+* ``check_output_path`` / ``check_output_dir`` refuse, before any work starts, an output file
+  or folder that could not be written (a folder where a file goes or the reverse, a path
+  under a file, a read-only parent);
 * ``atomic_write_text`` / ``atomic_write_bytes`` write to a temporary name in the same folder,
   fsync it, and rename it over the target, so the target is either the old complete file or
   the new complete one, never a truncated mix;
 * ``replace_dir`` swaps a finished temporary folder in for an existing one: the old one is
   renamed aside first, the new one renamed in, then the old one deleted, so a kill at any
-  point leaves one complete copy under a recognisable name (``recover_dir`` sorts it out);
+  point leaves one complete copy under a recognisable name (the trainer's
+  ``dlm.training.checkpoints.recover`` sorts leftovers out on start);
 * ``discard_dir`` deletes a folder by renaming it to a ``.trash-`` name first: a half-deleted
   folder never sits under a name that looks complete.
 
@@ -36,6 +38,7 @@ from dlm.errors import DlmUserError
 __all__ = [
     "OutputPathError",
     "check_output_path",
+    "check_output_dir",
     "atomic_write_text",
     "atomic_write_bytes",
     "fsync_dir",
@@ -94,6 +97,28 @@ def check_output_path(path: str | Path, option: str = "--output") -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(
             f"{option} {path}: the folder {parent} is not writable; pick another path"
+        )
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, option: str) -> Path:
+    """``path`` as a folder ``dlm`` may write into, checked before any work starts.
+
+    It is a folder or does not exist yet, no path above it is a file, and the nearest folder
+    that exists is writable. Nothing is created here (the command makes the folder when it
+    writes), so a run refused later leaves no empty folder behind.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{option} {path} is a file, not a folder; give a folder path")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise OutputPathError(
+            f"{option} {path} lies under {existing}, which is a file, not a folder; pick another path"
+        )
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputPathError(
+            f"{option} {path}: the folder {existing} is not writable; pick another path"
         )
     return path
 

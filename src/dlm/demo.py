@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -30,7 +29,13 @@ import torch
 from rich.console import Console
 from rich.text import Text
 
-from dlm.atomic import OutputPathError, atomic_write_text, check_output_path, replace_dir
+from dlm.atomic import (
+    OutputPathError,
+    atomic_write_text,
+    check_output_dir,
+    check_output_path,
+    replace_dir,
+)
 from dlm.config import ConfigError, from_dict
 from dlm.evaluation import TaskReport, batch_prompts, evaluate_task
 from dlm.models import DiffusionLM
@@ -221,22 +226,11 @@ def _check_outputs(json_path: str | Path | None, out_dir: str | Path | None) -> 
         check_output_path(json_path, "--json")
     if out_dir is None:
         return
-    kept = Path(out_dir)
-    if kept.exists() and not kept.is_dir():
-        raise OutputPathError(f"--out {kept} is a file, not a folder; give a folder path")
+    kept = check_output_dir(out_dir, "--out")
     if kept.is_dir() and any(kept.iterdir()) and not (kept / DLM_CONFIG_NAME).is_file():
         raise OutputPathError(
             f"--out {kept} is a folder that holds files and no dlm checkpoint; the demo would "
             "replace it: give a new or empty folder"
-        )
-    existing = next((p for p in (kept, *kept.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise OutputPathError(
-            f"--out {kept} lies under {existing}, which is a file, not a folder; pick another path"
-        )
-    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputPathError(
-            f"--out {kept}: the folder {existing} is not writable; pick another path"
         )
 
 

@@ -11,12 +11,10 @@ trainer) happen in ``run``, so ``dlm --help`` stays quick.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlm.atomic import OutputPathError, check_output_path
+from dlm.atomic import check_output_dir, check_output_path
 from dlm.errors import DlmUserError, SettingsError
 
 if TYPE_CHECKING:
@@ -66,28 +64,6 @@ def int_at_least(low: int) -> Callable[[str], int]:
 positive_int = int_at_least(1)
 #: ``type=`` of a count that may be zero (held-out examples, context tokens).
 non_negative_int = int_at_least(0)
-
-
-def check_output_dir(path: str | os.PathLike, option: str) -> Path:
-    """``path`` as a folder ``dlm`` may write into, checked before any work starts.
-
-    It is a folder or does not exist yet, no path above it is a file, and the nearest folder
-    that exists is writable. Nothing is created here (the command makes the folder when it
-    writes), so a run refused later leaves no empty folder behind.
-    """
-    path = Path(path).expanduser()
-    if path.exists() and not path.is_dir():
-        raise OutputPathError(f"{option} {path} is a file, not a folder; give a folder path")
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise OutputPathError(
-            f"{option} {path} lies under {existing}, which is a file, not a folder; pick another path"
-        )
-    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputPathError(
-            f"{option} {path}: the folder {existing} is not writable; pick another path"
-        )
-    return path
 
 
 def check_sampler_flags(args: argparse.Namespace) -> None:
