@@ -13,13 +13,19 @@ template (``tests/test_cli.py``); task-make and eval-voting mistakes
 (``tests/test_cli_tasks.py``); the recipe checks ``tests/training/test_config.py`` lists
 (max_steps, num_heads, eps, cart_p, scheduled_min_prob). Token ids outside the vocabulary
 cannot come from ``--prompt`` (the tokenizer makes them) and are the sampler's tests'.
+The resume rows copy one tiny trained run (``_trained_run``) into the row's folder, so the
+snapshot shows that a refused resume leaves the run directory, its ``train_config.yaml``
+included, exactly as it was.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +98,43 @@ def _read_only(tmp: Path, model: Path) -> None:
     (tmp / "ro").chmod(0o500)
 
 
+TINY_RUN = """\
+data: {task: sudoku, n_train: 32, n_eval: 2,
+       task_options: {box_rows: 2, box_cols: 2, min_givens: 6, max_givens: 9}}
+model: {hidden_size: 16, num_layers: 1, num_heads: 2, max_positions: 40}
+optim: {batch_size: 8, max_steps: 4}
+save_every: 2
+progress: false
+"""
+
+
+@functools.cache
+def _trained_run() -> Path:
+    """A 4-step run with checkpoints 2 and 4 and its recipe, trained once per session."""
+    from dlm.training import load_train_config, train
+
+    root = Path(tempfile.mkdtemp(prefix="dlm_mistakes_run_"))
+    atexit.register(shutil.rmtree, root, True)
+    (root / "recipe.yaml").write_text(TINY_RUN)
+    train(load_train_config(str(root / "recipe.yaml"), [f"output_dir={root}"]))
+    return root
+
+
+def _run_copy(edit=None):
+    """A row's setup: a copy of the trained run at ``tmp/run``, changed by ``edit(run)``."""
+
+    def setup(tmp: Path, model: Path) -> None:
+        shutil.copytree(_trained_run(), tmp / "run")
+        if edit is not None:
+            edit(tmp / "run")
+
+    return setup
+
+
+def _cut_checkpoint(run: Path) -> None:
+    (run / "checkpoint-4" / "optimizer.bin").unlink()
+
+
 @dataclass(frozen=True)
 class Mistake:
     argv: tuple[str, ...]  # {model}: the shared model, {tmp}: the row's folder
@@ -107,6 +150,7 @@ GEN = "generate --model {model} --prompt 12"
 BAD = "generate --model {tmp}/bad --prompt 12"
 EVAL = "eval --model {model} --task sudoku"
 PPL = "eval ppl --model {model} --data {tmp}/doc.txt"
+RESUME = "train {tmp}/run/recipe.yaml output_dir={tmp}/run resume=latest"
 
 MISTAKES = {
     # integer flags, range-checked where they are defined
@@ -229,6 +273,24 @@ MISTAKES = {
         )
     },
     "recipe-optim.betas": m(f"train {RECIPE} optim.betas=[0.9,1.0]", "optim.betas[1]"),
+    # resuming: what may not change, and checkpoints that cannot be resumed from
+    "resume-model-shape-changed": m(
+        RESUME + " model.hidden_size=32", "model.hidden_size was 16 in that run", _run_copy()
+    ),
+    "resume-data-changed": m(RESUME + " data.n_train=64", "data.n_train", _run_copy()),
+    "resume-weighting-changed": m(
+        RESUME + " diffusion.weighting=cart", "diffusion.weighting", _run_copy()
+    ),
+    "resume-not-a-checkpoint": m(
+        RESUME.replace("resume=latest", "resume={tmp}/folder"),
+        "not a training checkpoint",
+        _run_copy(),
+    ),
+    "resume-checkpoint-incomplete": m(
+        RESUME.replace("resume=latest", "resume={tmp}/run/checkpoint-4"),
+        "checkpoint-4 is incomplete: optimizer.bin is missing; resume from the previous good one",
+        _run_copy(_cut_checkpoint),
+    ),
 }
 
 

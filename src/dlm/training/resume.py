@@ -13,13 +13,17 @@ now is compared with it, field by field, before anything of the run directory is
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from dlm.config import ConfigError, to_dict
 
+from . import checkpoints as ckpt
 from .config import TrainConfig
 
-__all__ = ["RESUMABLE", "resume_changes", "flatten"]
+__all__ = ["RESUMABLE", "resolve_resume", "resume_changes", "flatten"]
 
 #: Dotted fields a resumed run may set to new values.
 RESUMABLE = frozenset(
@@ -72,3 +76,24 @@ def resume_changes(saved: dict[str, Any], config: TrainConfig, checkpoint: str) 
             )
         changes[name] = (old, new)
     return changes
+
+
+def resolve_resume(config: TrainConfig) -> tuple[Path | None, dict[str, tuple]]:
+    """The checkpoint ``config.resume`` names (None: start at step 0) and the allowed changes
+    against its recipe; a clear error for an incomplete checkpoint or a change that may not be
+    made. Reads only: ``dlm.training.train`` calls it before preparing any data, the Trainer
+    again after recovering interrupted writes."""
+    resume = config.resume
+    if resume is None:
+        return None, {}
+    if resume == "latest":
+        path = ckpt.latest_checkpoint(Path(config.output_dir))
+        if path is None:
+            return None, {}
+    else:
+        path = Path(resume)
+        ckpt.read_trainer_state(path)  # a clear error when it is not a complete checkpoint
+    saved = path / "train_config.yaml"
+    if not saved.is_file():
+        return path, {}
+    return path, resume_changes(yaml.safe_load(saved.read_text()) or {}, config, str(path))

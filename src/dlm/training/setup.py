@@ -171,8 +171,10 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> Diff
 
 def train(config: TrainConfig, callbacks=(), accelerator=None):
     """Prepare data and model for ``config`` and run the Trainer; returns (result, prepared)."""
+    from .resume import resolve_resume
     from .trainer import Trainer
 
+    resolve_resume(config)  # a resume that cannot work fails before any data is prepared
     prepared = prepare_data(config)
     model = build_model(config, prepared.tokenizer)
     trainer = Trainer(

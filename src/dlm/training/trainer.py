@@ -32,7 +32,7 @@ from dlm.models import DiffusionLM
 from . import checkpoints as ckpt
 from .config import TrainConfig
 from .objectives import build_objective
-from .resume import resume_changes
+from .resume import resolve_resume
 
 __all__ = ["Trainer", "TrainResult", "TrainingDivergedError"]
 
@@ -144,33 +144,6 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return final
 
-    def _resume_path(self) -> Path | None:
-        """The checkpoint to resume from (None: start at step 0), checked complete."""
-        resume = self.config.resume
-        if resume is None:
-            return None
-        if resume == "latest":
-            path = ckpt.latest_checkpoint(self.output_dir)
-            if path is None:
-                self._notice(
-                    f"resume=latest: no complete checkpoint in {self.output_dir} yet; starting at step 0"
-                )
-            return path
-        path = Path(resume)
-        ckpt.read_trainer_state(path)  # raises a clear error when it is not a complete checkpoint
-        return path
-
-    def _check_resume(self, path: Path) -> dict[str, tuple]:
-        """The allowed changes against the checkpoint's recipe; an error for any other."""
-        saved = path / "train_config.yaml"
-        if not saved.is_file():
-            return {}
-        changes = resume_changes(yaml.safe_load(saved.read_text()) or {}, self.config, str(path))
-        for name, (old, new) in changes.items():
-            if name not in ("resume", "output_dir", "progress"):
-                self._notice(f"resume: {name} changed from {old!r} to {new!r}")
-        return changes
-
     def _load_state(self, path: Path) -> None:
         """``accelerator.load_state`` with a one-line error naming the checkpoint and the
         previous good one when its files cannot be read."""
@@ -236,8 +209,14 @@ class Trainer:
         if acc.is_main_process:
             ckpt.recover(self.output_dir, self._notice)
         acc.wait_for_everyone()
-        resume_from = self._resume_path()
-        changes = self._check_resume(resume_from) if resume_from is not None else {}
+        resume_from, changes = resolve_resume(cfg)
+        if cfg.resume == "latest" and resume_from is None:
+            self._notice(
+                f"resume=latest: no complete checkpoint in {self.output_dir} yet; starting at step 0"
+            )
+        for name, (old, new) in changes.items():
+            if name not in ("resume", "output_dir", "progress"):
+                self._notice(f"resume: {name} changed from {old!r} to {new!r}")
 
         optimizer = torch.optim.AdamW(
             self.model.parameters(),
