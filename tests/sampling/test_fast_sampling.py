@@ -297,3 +297,57 @@ def test_block_start_first_with_one_step_per_block_fills_each_block():
     )
     first_step = events[0].committed  # exactly the block's first column, whatever its score
     assert first_step[:, 0].all() and first_step.sum() == 2
+
+
+def test_plan_blocks_splits_each_rows_steps_over_its_own_blocks():
+    free = torch.ones(3, 12, dtype=torch.bool)
+    free[1, 4:8] = False  # row 1 pins block 1 whole
+    free[2, :] = False  # row 2 pins everything
+    blocks = plan_blocks(2, 12, 4, 7, free)
+    # block 1: every row that fills it takes 2 steps, so one schedule for all (``uniform``)
+    assert [b.row_steps for b in blocks] == [(3, 4, 0), (), (2, 3, 0)]
+    assert [b.steps for b in blocks] == [4, 2, 3]  # the most any row takes
+    uniform = plan_blocks(2, 12, 4, 7, torch.ones(2, 12, dtype=torch.bool))
+    assert all(b.uniform for b in uniform) and [b.steps for b in uniform] == [3, 2, 2]
+
+
+def test_too_few_steps_names_the_row_with_the_most_blocks_to_fill():
+    free = torch.ones(2, 12, dtype=torch.bool)
+    free[0, 4:] = False  # row 0 fills one block, row 1 all three
+    assert [b.row_steps for b in plan_blocks(0, 12, 4, 2, free[:1])] == [()] * 3
+    with pytest.raises(
+        SettingsError,
+        match=r"steps \(2\) must be at least the number of blocks to fill \(3 blocks of 4 in 12 "
+        r"tokens in row 1\); raise steps or block_length",
+    ):
+        plan_blocks(0, 12, 4, 2, free)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "dream"])
+@pytest.mark.parametrize("block_start", ["any", "first"])
+def test_rows_commit_on_their_own_steps_when_blocks_are_pinned_in_some_rows(schedule, block_start):
+    model = tiny_model("llama")
+    model.config.eos_token_id = None
+    fixed = torch.full((2, 12), -1)
+    fixed[0, :4] = torch.arange(20, 24)  # row 0: block 0 pinned, 9 steps over blocks 1 and 2
+    ids = torch.randint(5, 40, (2, 3), generator=torch.Generator().manual_seed(1))
+    options = dict(
+        max_new_tokens=12, block_length=4, steps=9, schedule=schedule, block_start=block_start
+    )
+    events = list(stream(model, ids, fixed=fixed, **options))
+
+    def commits(events, row):  # per block: the row's commits per step, trailing zeros dropped
+        out = []
+        for b in range(3):
+            counts = [int(e.committed[row].sum()) for e in events if e.block == b]
+            while counts and counts[-1] == 0:
+                counts.pop()
+            out.append(counts)
+        return out
+
+    for row in range(2):
+        alone = list(stream(model, ids[row : row + 1], fixed=fixed[row : row + 1], **options))
+        assert commits(events, row) == commits(alone, 0), row
+    row0 = commits(events, 0)
+    assert row0[0] == [] and sum(row0[1]) == sum(row0[2]) == 4
+    assert len([e for e in events if e.block == 0]) <= 3  # row 1's steps only

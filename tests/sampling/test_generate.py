@@ -229,3 +229,110 @@ def test_autoregressive_model_decodes_greedily_left_to_right():
         )
         x = torch.cat([x, nxt], 1)
     assert torch.equal(out.generated, x[:, 4:])
+
+
+class _Forwards:
+    """Counts the backbone's forward passes."""
+
+    def __init__(self, model):
+        self.count = 0
+        model.backbone.register_forward_pre_hook(self._hook)
+
+    def _hook(self, *_):
+        self.count += 1
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"input_ids": [[5, 40, 6]]}, r"^input_ids holds id 40, outside the model's vocabulary: ids must be in \[0, 40\)$"),
+        ({"input_ids": [[5, -1, 6]]}, r"^input_ids holds id -1, outside the model's vocabulary: ids must be in \[0, 40\)$"),
+        ({"fixed": [[-1, 57, -1, -1]]}, r"^fixed holds id 57, outside the model's vocabulary: pinned ids must be in \[0, 40\) \(a negative id marks a position the sampler fills\)$"),
+    ],
+)
+@pytest.mark.parametrize("entry", ["generate", "stream"])
+def test_ids_outside_the_vocabulary_are_refused_before_any_forward(arguments, message, entry):
+    from dlm.errors import DlmUserError
+    from dlm.sampling import stream
+
+    model = tiny_model()
+    forwards = _Forwards(model)
+    ids = torch.tensor(arguments.get("input_ids", [[5, 6, 7]]))
+    fixed = torch.tensor(arguments["fixed"]) if "fixed" in arguments else None
+    with pytest.raises(DlmUserError, match=message):
+        if entry == "generate":
+            generate(model, ids, fixed=fixed, max_new_tokens=4)
+        else:
+            next(iter(stream(model, ids, fixed=fixed, max_new_tokens=4)))
+    assert forwards.count == 0
+
+
+def test_padding_positions_and_negative_pins_are_not_ids():
+    model = tiny_model()
+    ids = torch.tensor([[-7, 99, 5, 6], [5, 6, 7, 8]])  # row 0's first two are padding
+    mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    fixed = torch.tensor([[-1, -5, 9, -1], [-1, -1, -1, -100]])
+    out = generate(model, ids, mask, fixed=fixed, max_new_tokens=4, stop_at_eos=False)
+    assert out.generated[0, 2] == 9 and not (out.generated == MASK_ID).any()
+    with pytest.raises(ValueError, match="input_ids holds id -7"):  # the real tokens now
+        generate(model, ids, torch.ones_like(ids), max_new_tokens=4)
+
+
+def test_ids_are_checked_once_per_call_not_per_step():
+    from dlm.sampling import generate as gen
+    from sampling.test_settings import HostReads
+
+    model = tiny_model()
+    model.config.eos_token_id = None
+    ids = torch.randint(5, 40, (2, 3), generator=torch.Generator().manual_seed(0))
+    counts = []
+    for steps in (2, 8):
+        with HostReads() as reads:
+            gen(model, ids, max_new_tokens=8, steps=steps)
+        counts.append(reads.count)
+    assert counts[0] == counts[1]
+
+
+def _eos_everywhere(model):
+    """EOS is every position's proposal (the other logits still order the positions)."""
+    bias = torch.zeros(40)
+    bias[EOS_ID] = 8.0
+    model.backbone.get_output_embeddings().register_forward_hook(lambda m, i, out: out + bias)
+    return model
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"steps": 8},
+        {"steps": 4, "block_length": 4},
+        {"threshold": 0.99, "block_length": 2, "cache": "dual"},
+        {"policy": "random", "seed": 0},
+        {"policy": "remask", "steps": 4},
+    ],
+)
+def test_an_ending_eos_pads_the_gap_before_pinned_tokens_in_generate_and_stream(options):
+    from dlm.sampling import stream
+
+    model = _eos_everywhere(tiny_model())
+    fixed = torch.tensor([[-1, -1, -1, 11, -1, -1, 12, 13], [-1, 14, -1, -1, -1, -1, -1, -1]])
+    ids = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    out = generate(model, ids, fixed=fixed, max_new_tokens=8, **options)
+    events = list(stream(model, ids, fixed=fixed, max_new_tokens=8, **options))
+    expected = torch.tensor(
+        [
+            [EOS_ID, PAD_ID, PAD_ID, 11, PAD_ID, PAD_ID, 12, 13],
+            [EOS_ID, 14, PAD_ID, PAD_ID, PAD_ID, PAD_ID, PAD_ID, PAD_ID],
+        ]
+    )
+    assert torch.equal(out.generated, expected)
+    assert torch.equal(events[-1].region, expected)
+    assert out.generated_tokens == 2
+
+
+def test_autoregressive_models_refuse_ids_outside_the_vocabulary_too():
+    from dlm.errors import DlmUserError
+
+    model = tiny_model(attention="causal")
+    with pytest.raises(DlmUserError, match=r"input_ids holds id 45, .* \[0, 40\)"):
+        generate(model, torch.tensor([[5, 45]]), max_new_tokens=2)

@@ -2,8 +2,11 @@
 
 With ``block_length`` set, the region is cut into consecutive blocks (the last may be
 shorter) that are filled left to right, as LLaDA's ``generate``: only the current block's
-masks may be committed, and the steps are split over the blocks that have positions to fill
-(earlier blocks get one more when the split is uneven).
+masks may be committed. The plan is per row: each row splits ``steps`` over *its own* blocks
+that have positions to fill (earlier ones get one more when the split is uneven), so a block
+that ``fixed`` pins whole in one row costs that row no steps and the others keep theirs. A
+row's plan never depends on its batch mates; the loop runs each block for the most steps any
+row takes in it, and a row with fewer commits nothing on the steps past its own.
 """
 
 from __future__ import annotations
@@ -23,7 +26,15 @@ class Block:
     index: int
     start: int  # first canvas column of the block
     end: int  # one past its last column
-    steps: int  # steps of the fixed schedule inside it
+    steps: int  # steps the loop runs in it: the most any row takes
+    # each row's own steps in it (0: the row has nothing to fill there); empty when every row
+    # that has something to fill takes ``steps``
+    row_steps: tuple[int, ...] = ()
+
+    @property
+    def uniform(self) -> bool:
+        """Every row with positions to fill in the block takes the block's ``steps``."""
+        return not self.row_steps
 
 
 def plan_blocks(
@@ -35,8 +46,9 @@ def plan_blocks(
 ) -> list[Block]:
     """The blocks of a generation region of ``max_new_tokens`` starting at ``prompt_length``.
 
-    ``free`` (B, N) marks the positions the sampler fills; a block with none in any row (a
-    pinned suffix, say) gets no steps, and the steps go to the blocks that need them.
+    ``free`` (B, N) marks the positions the sampler fills. Each row splits ``steps`` over its
+    own blocks with a free position (a pinned suffix, say, gets none of that row's steps);
+    one host read gives which blocks those are. Without ``free`` every row fills every block.
     """
     if block_length is None or block_length >= max_new_tokens:
         return [Block(0, prompt_length, prompt_length + max_new_tokens, steps)]
@@ -44,19 +56,40 @@ def plan_blocks(
         raise SettingsError(f"block_length must be at least 1; got {block_length}")
     count = math.ceil(max_new_tokens / block_length)
     spans = [(i * block_length, min((i + 1) * block_length, max_new_tokens)) for i in range(count)]
-    active = [free is None or bool(free[:, lo:hi].any()) for lo, hi in spans]
-    n_active = max(sum(active), 1)
+    if free is None:
+        active = [[True] * count]
+    else:
+        pad = count * block_length - max_new_tokens
+        padded = torch.nn.functional.pad(free, (0, pad)) if pad else free
+        active = padded.reshape(free.shape[0], count, block_length).any(-1).tolist()  # one read
+    shares = [_split(steps, row) for row in active]
+    widest = max(range(len(active)), key=lambda r: sum(active[r]))
+    n_active = sum(active[widest])
     if steps < n_active:
+        where = "" if len(active) == 1 else f" in row {widest}"
         raise SettingsError(
             f"steps ({steps}) must be at least the number of blocks to fill ({n_active} blocks of "
-            f"{block_length} in {max_new_tokens} tokens); raise steps or block_length"
+            f"{block_length} in {max_new_tokens} tokens{where}); raise steps or block_length"
         )
-    base, extra = divmod(steps, n_active)
-    blocks, rank = [], 0
+    blocks = []
     for i, (lo, hi) in enumerate(spans):
+        row_steps = [share[i] for share in shares]
+        most = max(row_steps)
+        uniform = all(k in (0, most) for k in row_steps)  # rows with nothing here do not count
+        blocks.append(
+            Block(i, prompt_length + lo, prompt_length + hi, most, () if uniform else tuple(row_steps))
+        )
+    return blocks
+
+
+def _split(steps: int, active: list[bool]) -> list[int]:
+    """One row's steps per block: ``steps`` over its active blocks, earlier ones first."""
+    base, extra = divmod(steps, max(sum(active), 1))
+    shares, rank = [], 0
+    for is_active in active:
         share = 0
-        if active[i]:
+        if is_active:
             share = base + (1 if rank < extra else 0)
             rank += 1
-        blocks.append(Block(i, prompt_length + lo, prompt_length + hi, share))
-    return blocks
+        shares.append(share)
+    return shares

@@ -2,8 +2,13 @@
 
 Ragged prompts are moved to the right end of the prompt block (left padding), so every row's
 generation region starts at the same column. ``fixed`` pins tokens anywhere in the generation
-region (infilling: a suffix, a middle, any pattern); pinned positions are never masked. After
-sampling, everything after a row's first EOS becomes padding.
+region (infilling: a suffix, a middle, any pattern); pinned positions are never masked.
+
+EOS stopping (the sampler's ``stop_at_eos``) ends a row at an EOS with nothing masked before
+it: every free position after that EOS becomes padding, and pinned tokens are always kept, so
+the masked gap between an ending EOS and later pinned tokens becomes padding. The sampling loop
+writes it as rows end (``loop.finish_rows``), so ``generate`` and ``stream`` end on the same
+region; ``trim_after_eos`` is the same rule for a finished canvas (the AR decoder's).
 """
 
 from __future__ import annotations
@@ -88,7 +93,9 @@ def trim_after_eos(
     keep: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Replace everything after the first EOS at or after column ``start`` by padding, except
-    the generation-region positions ``keep`` (B, N) marks (pinned tokens are never changed)."""
+    the generation-region positions ``keep`` (B, N) marks (pinned tokens are never changed).
+
+    On a canvas with no mask left this is EOS stopping's rule (``loop.finish_rows``)."""
     if eos_token_id is None:
         return tokens
     region = tokens[:, start:]

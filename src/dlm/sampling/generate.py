@@ -6,9 +6,15 @@
 
 A step: forward (maybe cached) -> propose tokens (temperature, top-p, top-k) -> score positions
 (policy) -> decide how many to commit (schedule, threshold or factor) -> commit -> event ->
-check stopping. Every operation is batched over rows; counts and thresholds are per row. A row
-stops when it holds an EOS with nothing masked before it (the rest becomes padding), unless
-``stop_at_eos`` is off.
+check stopping. Every operation is batched over rows; counts, thresholds and the split of the
+steps over blocks are per row. A row stops when it holds an EOS with nothing masked before it
+(the rest becomes padding, pinned tokens excepted), unless ``stop_at_eos`` is off.
+
+A row's result does not depend on its batch mates when nothing is drawn at random (temperature
+0, a policy other than ``random``, ``policy_temperature`` 0): each row gets the tokens it gets
+alone, up to floating-point differences of the model's forward between batch shapes (a near-tie
+can flip). Random draws come from one stream for the whole batch, so with a seed a stochastic
+row's draws depend on its position in the batch and on the batch's shape.
 
 The settings of a call are resolved once (``settings_for``): keyword arguments over the given
 ``settings`` (or, without one, over the checkpoint's ``generation_defaults``) over the library
@@ -29,10 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from dlm.errors import SettingsError
+from dlm.errors import DlmUserError, SettingsError
 from dlm.models.modes import eval_mode
 
-from .canvas import Canvas, build_canvas, trim_after_eos
+from .canvas import Canvas, build_canvas
 from .events import StepEvent
 from .loop import SamplingRun
 from .settings import SamplerSettings
@@ -93,6 +99,40 @@ def settings_for(
     return settings.replace(**options)
 
 
+def check_ids(
+    model: DiffusionLM,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    fixed: torch.Tensor | None,
+) -> None:
+    """Refuse ids outside the model's vocabulary before any forward (one host read per call).
+
+    ``input_ids`` are checked where ``attention_mask`` marks real tokens (padding is replaced
+    anyway); ``fixed`` where it pins a token (negative ids are free positions).
+    """
+    vocab = model.vocab_size
+    real = input_ids
+    if attention_mask is not None and attention_mask.shape == input_ids.shape:
+        real = input_ids.masked_fill(~attention_mask.to(input_ids.device).bool(), 0)
+    parts = [real.amin(), real.amax()] if real.numel() else []
+    if fixed is not None and fixed.numel():
+        parts.append(fixed.to(input_ids.device).amax())
+    if not parts:
+        return
+    values = torch.stack([p.long() for p in parts]).tolist()  # the call's one read
+    if real.numel() and not (values[0] >= 0 and values[1] < vocab):
+        bad = values[0] if values[0] < 0 else values[1]
+        raise DlmUserError(
+            f"input_ids holds id {bad}, outside the model's vocabulary: ids must be in "
+            f"[0, {vocab})"
+        )
+    if fixed is not None and fixed.numel() and values[-1] >= vocab:
+        raise DlmUserError(
+            f"fixed holds id {values[-1]}, outside the model's vocabulary: pinned ids must be "
+            f"in [0, {vocab}) (a negative id marks a position the sampler fills)"
+        )
+
+
 def _prepare(
     model: DiffusionLM,
     input_ids: torch.Tensor,
@@ -102,6 +142,7 @@ def _prepare(
 ) -> tuple[Canvas, torch.Generator | None]:
     if settings.max_new_tokens is None:
         raise SettingsError("give max_new_tokens: the length of the generation region")
+    check_ids(model, input_ids, attention_mask, fixed)
     cfg = model.config
     device = model.device
     canvas = build_canvas(
@@ -169,6 +210,13 @@ def generate(
             laid over ``settings``; ``None`` means "not given".
 
     An AR model (causal attention) ignores the diffusion options and decodes greedily.
+
+    With EOS stopping (``stop_at_eos``, the default) every position after a row's ending EOS
+    becomes padding except the pinned ones, which always keep their tokens; ``stream``'s last
+    event holds the same region. Ids outside the model's vocabulary in ``input_ids`` or
+    ``fixed`` are a ``DlmUserError`` before any forward. Each row's result is independent of
+    its batch mates for deterministic settings (see the module docstring); stochastic rows
+    share one random stream.
     """
     settings = settings_for(model, settings, **options)
     if model.is_autoregressive:
@@ -176,6 +224,7 @@ def generate(
 
         if settings.max_new_tokens is None:
             raise SettingsError("give max_new_tokens: the length of the generation region")
+        check_ids(model, input_ids, attention_mask, None)
         return ar_generate(model, input_ids, attention_mask, max_new_tokens=settings.max_new_tokens)
     canvas, generator = _prepare(model, input_ids, attention_mask, fixed, settings)
     pad_id, device = model.config.fill_token_id, model.device
@@ -186,10 +235,7 @@ def generate(
         history = [canvas.tokens.clone()] if output_history else None
         for event in run:
             history.append(torch.cat([canvas.tokens[:, :p0], event.region], dim=1))
-        tokens = run.tokens
-        if settings.stop_at_eos:
-            pinned = None if fixed is None else ~canvas.free
-            tokens = trim_after_eos(tokens, p0, model.config.eos_token_id, pad_id, keep=pinned)
+        tokens = run.tokens  # EOS stopping's padding is written by the loop (``finish_rows``)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - start

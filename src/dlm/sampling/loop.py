@@ -20,9 +20,21 @@ Host synchronisations are counted, not scattered:
 * events (the committed positions and a copy of the region) are built only when the caller
   streams or keeps the history.
 
-A row whose EOS has nothing masked before it is finished (the rest becomes padding) unless
-``stop_at_eos`` is off; the loop skips a block only when nothing in it is left to fill, so a
-block whose rows all finished mid-way still runs its remaining steps (they commit nothing).
+Each row runs its own plan (``plan_blocks``): its steps split over its own blocks with
+something to fill, and its own counts in each. The loop runs block by block over the batch,
+each block for the most steps any row takes in it; a row with fewer (or none: a block pinned
+whole in that row) commits nothing on the others. So with deterministic settings a row's
+tokens never depend on its batch mates (random draws share one stream).
+
+EOS stopping (``stop_at_eos``, on unless turned off): a row whose EOS has nothing masked before
+it is finished; every free position after that EOS becomes padding (masks, and tokens committed
+there before the row ended) while pinned positions always keep their tokens, so the masked gap
+between an ending EOS and later pinned tokens becomes padding. ``finish_rows`` applies it after
+every step (a row whose pinned EOS has nothing masked before it ends at the batch's first
+step; ``remask`` applies it after its last step), so the loop's canvas is final: ``generate``'s
+result and ``stream``'s last event hold the same region. The loop skips a block only when
+nothing in it is left to fill, so a block whose rows all finished mid-way still runs its
+remaining steps (they commit nothing).
 
 ``rng`` dream / llada replace the step's random draws by the reference sampler's own calls
 (``_reference_step``, ``reference_rng``); they read M and k on the host. The default ``rng="dlm"``
@@ -53,18 +65,29 @@ __all__ = ["SamplingRun", "finish_rows"]
 
 
 def finish_rows(
-    region: torch.Tensor, masked: torch.Tensor, eos_token_id: int | None, pad_token_id: int
+    region: torch.Tensor,
+    masked: torch.Tensor,
+    eos_token_id: int | None,
+    pad_token_id: int,
+    *,
+    free: torch.Tensor,
 ) -> torch.Tensor:
-    """Fill with padding the masks after an EOS that has nothing masked before it (in place on
-    ``region``); returns the masks left."""
+    """End the rows that hold an EOS with nothing masked before it (in place on ``region``);
+    returns the masks left.
+
+    Every ``free`` position after that EOS becomes padding: the masks there, and tokens
+    committed there before the row ended. Pinned positions (not ``free``) keep their tokens,
+    so the masked gap between an ending EOS and later pinned tokens becomes padding and the
+    pinned tokens stay. A pinned EOS ends its row like a generated one.
+    """
     if eos_token_id is None:
         return masked
     is_eos = (region == eos_token_id) & ~masked
     masked_before = masked.long().cumsum(1) - masked.long()
     stop_here = is_eos & (masked_before == 0)
     after_stop = (stop_here.long().cumsum(1) - stop_here.long()) > 0
-    fill = masked & after_stop
-    region.copy_(torch.where(fill, pad_token_id, region))
+    fill = free & after_stop
+    region.masked_fill_(fill, pad_token_id)
     return masked & ~fill
 
 
@@ -182,11 +205,20 @@ class SamplingRun:
             count, kmax, _ = plan.at(i, eligible)
             if count is None or s.policy_temperature == 0:
                 return proposal, self._decide(proposal, eligible, count, kmax, None)
-            k = int(count[0])
-            if k == 0:
-                return proposal, torch.zeros_like(eligible)
+            counts, left = torch.stack([count, eligible.sum(1)]).tolist()  # the step's one read
+            k = counts[0]
             scores = score_positions(s.policy, proposal)
             temp = s.policy_temperature
+            if any(c != k for c in counts) or min(left) < k:
+                # rows that differ (pinned tokens, rows ended at an EOS): Dream, whose rows all
+                # hold the same masks, has no draw for them; each row draws its own count by
+                # Gumbel top-k, the same law
+                chosen = select_top_k(
+                    scores, eligible, count, kmax=max(counts), temperature=temp, generator=gen
+                )
+                return proposal, chosen
+            if k == 0:
+                return proposal, torch.zeros_like(eligible)
             return proposal, rr.dream_positions(scores, eligible, k, temp, block.start, length, gen)
         window = rr.fed_window(s.cache, i, block.start, block.end, length)
         proposal = propose(logits, mask_token_id=mask_id)  # LLaDA ranks by the clean softmax
@@ -219,22 +251,29 @@ class SamplingRun:
                 continue
             forward.start_block(block.start, block.end)
             for chosen in self._block_steps(block, forward, region, masked, free_count):
-                before = masked.clone() if self.emit else None
+                if self.emit:  # (``chosen`` can be a view of ``masked``; its tokens are written)
+                    before, chosen = region.clone(), chosen.clone()
                 masked[:, lo:hi] ^= chosen  # chosen positions are always masked ones
                 if self.eos_id is not None:
-                    masked.copy_(finish_rows(region, masked, self.eos_id, self.pad_id))
-                if self.emit:
-                    committed = before & ~masked
+                    masked.copy_(
+                        finish_rows(region, masked, self.eos_id, self.pad_id, free=canvas.free)
+                    )
+                if self.emit:  # the positions chosen, and the padding of rows that ended
+                    committed = region != before
+                    committed[:, lo:hi] |= chosen
                     yield StepEvent(step, block.index, committed, region.clone(), self.nfe)
                 step += 1
 
     def _block_steps(self, block: Block, forward, region, masked, free_count):
-        """Yield each step's chosen (B, n) positions of ``block``, having written their tokens."""
+        """Yield each step's chosen (B, n) positions of ``block``, having written their tokens.
+
+        The block runs ``block.steps`` steps; a row that takes fewer in it (``row_steps``)
+        commits nothing on the steps past its own, which do not change its tokens."""
         s, p0 = self.s, self.canvas.prompt_length
         lo, hi = block.start - p0, block.end - p0
         steps = block.steps
         first_rule = s.block_start == "first"
-        plan = _CountPlan(s, masked[:, lo:hi], steps, first_rule, self.generator)
+        plan = _CountPlan(s, masked[:, lo:hi], block, first_rule, self.generator)
         done = _LaggedFlag(masked.device) if self.eos_id is not None and not s.adaptive else None
         logits, i = None, 0
         # views, made once per block: the caller's in-place mask updates show through
@@ -264,8 +303,7 @@ class SamplingRun:
                 fraction = masked.sum(1) / free_count if s.eos_penalty else None
                 proposal = self._propose(logits, fraction)
                 if first_rule and i == 0:
-                    chosen = eligible if steps == 1 and not s.adaptive else first_of(eligible)
-                    plan.stale = True
+                    chosen = plan.first_step(eligible)
                 else:
                     count, kmax, reveal = plan.at(i, eligible)
                     chosen = self._decide(proposal, eligible, count, kmax, reveal)
@@ -285,6 +323,10 @@ class SamplingRun:
         output at an unmasked position is never read: the loss trains masked positions only,
         so an unshifted model's output there is arbitrary (it filled 6x6 Sudoku canvases with
         [EOS] when read). With a shifted model, MGDM's code does read it.
+
+        EOS stopping does not end a row early here (a committed token can be re-masked): the
+        padding after each row's first EOS is written once, after the last step, by the rule
+        of ``finish_rows`` (pinned tokens kept).
         """
         s, canvas = self.s, self.canvas
         mask_id = self.model.config.mask_token_id
@@ -312,8 +354,10 @@ class SamplingRun:
                 remasked = select_top_k(-score, free, k, kmax=free.shape[1])
                 new = new.masked_fill(remasked, mask_id)
             region.copy_(new)
+            if t == 0 and self.eos_id is not None:  # nothing is masked after the last step
+                finish_rows(region, torch.zeros_like(free), self.eos_id, self.pad_id, free=free)
             if self.emit:
-                committed = was_masked & (region != mask_id)
+                committed = (was_masked & (region != mask_id)) | (region != new)
                 yield StepEvent(i, 0, committed, region.clone(), self.nfe)
 
 
@@ -353,6 +397,11 @@ class _CountPlan:
     is zero in every row is known to change nothing and the next step reuses its logits.
     Dream's counts follow the masks still left, on the device.
 
+    Every row runs its own schedule over its own steps in the block (``Block.row_steps``, known
+    on the host): its own grid, its own counts, everything left on its own last step, nothing
+    after it. When every row with something to fill takes the block's steps (``uniform``, the
+    case without pinned blocks) this is one schedule for the whole batch.
+
     ``random`` (Dream's ``origin``) reveals each masked position at step i with probability
     1 - s/t. The block draws every position's reveal step at its start (one uniform per
     position against the survival curve prod(s/t)), which is the same law as a draw per step,
@@ -363,37 +412,53 @@ class _CountPlan:
         self,
         s: SamplerSettings,
         eligible: torch.Tensor,
-        steps: int,
+        block: Block,
         first_rule: bool,
         generator: torch.Generator | None,
     ) -> None:
+        steps = block.steps
         self.s, self.steps, self.width = s, steps, eligible.shape[1]
+        self.uniform = block.uniform
         self.stale = True
-        self.offset = 1 if first_rule else 0  # the forced first step is not the schedule's
+        self.offset = offset = 1 if first_rule else 0  # the forced first step is not the schedule's
         self.last_step = steps - 1  # the last step that can commit anything
         device = eligible.device
+        row_steps = None
+        if not self.uniform:  # host values: a copy to the device, no read
+            row_steps = torch.tensor(block.row_steps, device=device)
+            self.row_last = row_steps - 1  # each row's last step in the block
+            self.one_step = (row_steps == 1).unsqueeze(1)
         if s.adaptive:
             return
-        left = max(steps - self.offset, 1)
+        left = max(steps - offset, 1)  # the schedule's steps after the forced one
         if s.schedule == "dream":
             self.ratios = dream_ratios(steps, s.eps, device)  # grid step i serves step i
-            reveal = self.ratios[self.offset :].double()
+            if not self.uniform:
+                self.row_ratios = _per_row(  # (B, steps) float32, each row's own grid
+                    block.row_steps, lambda k: dream_ratios(k, s.eps, device), steps, device
+                ).float()
         else:
             n = eligible.sum(1)
             if first_rule:
                 n = n - eligible.any(1).long()
-            counts = commit_counts(n, left)
+            if self.uniform:
+                counts = commit_counts(n, left)
+            else:  # a row with one step and the forced first step has no schedule steps
+                own = (row_steps - offset).clamp(min=1)
+                counts = commit_counts(n, own, width=left)
+                counts = counts * (row_steps > offset).long().unsqueeze(1)
             self.kmax = counts.amax(0).tolist()  # the block's one read
             self.counts = counts.t().unbind(0)  # one (B,) view per step
             active = [j for j, k in enumerate(self.kmax) if k > 0]
             if not (s.rng == "llada" and s.cache == "none"):  # LLaDA draws at every step
-                self.last_step = self.offset + (active[-1] if active else -1)
-            grid = time_grid(left, s.eps, device=device)
-            reveal = 1.0 - grid[1:] / grid[:-1]
+                self.last_step = offset + (active[-1] if active else -1)
         if s.policy == "random" and s.rng == "dlm":
-            reveal = reveal.clone()
-            reveal[-1] = 1.0
-            survival = torch.cumprod(1.0 - reveal, 0)  # (left,) P(still masked after step j)
+            if self.uniform:
+                survival = self._survival(steps, device)  # (left,) P(still masked after step j)
+            else:
+                survival = _per_row(
+                    block.row_steps, lambda k: self._survival(k, device), left, device
+                ).unsqueeze(1)  # (B, 1, left): each row's own curve
             u = 1.0 - torch.rand(  # in (0, 1]: every position reveals by the last step
                 eligible.shape, generator=generator, device=device, dtype=torch.float64
             )
@@ -401,9 +466,33 @@ class _CountPlan:
             hits = torch.bincount(self.reveal_step[eligible], minlength=left)
             self.reveals = (hits > 0).tolist()  # the block's one read
             active = [j for j, hit in enumerate(self.reveals) if hit]
-            self.last_step = self.offset + (active[-1] if active else -1)
+            self.last_step = offset + (active[-1] if active else -1)
 
         self.last_step = min(self.last_step, steps - 1)
+
+    def _survival(self, steps: int, device) -> torch.Tensor:
+        """(max(steps - offset, 1),) float64: P(a position is still masked after schedule step j)
+        for a row taking ``steps`` in the block; 0 at its last step."""
+        if self.s.schedule == "dream":
+            reveal = dream_ratios(steps, self.s.eps, device)[self.offset :].double()
+            if reveal.numel() == 0:  # one step, the forced one: it commits everything
+                reveal = torch.ones(1, dtype=torch.float64, device=device)
+        else:
+            grid = time_grid(max(steps - self.offset, 1), self.s.eps, device=device)
+            reveal = 1.0 - grid[1:] / grid[:-1]
+        reveal = reveal.clone()
+        reveal[-1] = 1.0
+        return torch.cumprod(1.0 - reveal, 0)
+
+    def first_step(self, eligible: torch.Tensor) -> torch.Tensor:
+        """``block_start="first"``: the forced first step commits each row's first masked
+        position, or all of them in a row that takes one step in the block."""
+        self.stale = True
+        if self.s.adaptive:
+            return first_of(eligible)
+        if self.uniform:
+            return eligible if self.steps == 1 else first_of(eligible)
+        return torch.where(self.one_step, eligible, first_of(eligible))
 
     def at(self, i: int, eligible: torch.Tensor):
         s = self.s
@@ -414,12 +503,29 @@ class _CountPlan:
         if s.policy == "random" and s.rng == "dlm":
             self.stale = self.reveals[j]
             return None, self.width, self.reveal_step == j
-        if i == self.steps - 1:
+        if i == self.steps - 1 and self.uniform:
             self.stale = True
             return None, self.width, None
         if s.schedule == "dream":
             self.stale = True
-            count = dream_count(eligible, self.ratios[i]).expand(eligible.shape[0])
+            if self.uniform:
+                return dream_count(eligible, self.ratios[i]), self.width, None
+            # past a row's steps its ratio is 0; on its last step it takes everything left
+            count = dream_count(eligible, self.row_ratios[:, i])
+            count = torch.where(self.row_last == i, self.width, count)
             return count, self.width, None
+        # linear: a row's count on its own last step is at least what it has left
         self.stale = self.kmax[j] > 0
         return self.counts[j], self.kmax[j], None
+
+
+def _per_row(row_steps: tuple[int, ...], curve, width: int, device) -> torch.Tensor:
+    """(B, width): each row's ``curve(k)`` for its own step count k (0 beyond its length; all
+    0 for a row with no steps), one curve per distinct k."""
+    kinds = sorted({k for k in row_steps if k > 0})
+    table = torch.zeros(len(kinds) + 1, width, dtype=torch.float64, device=device)
+    for n, k in enumerate(kinds, start=1):
+        values = curve(k)
+        table[n, : values.numel()] = values.double()
+    index = torch.tensor([kinds.index(k) + 1 if k > 0 else 0 for k in row_steps], device=device)
+    return table[index]
