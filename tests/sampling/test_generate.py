@@ -248,6 +248,7 @@ class _Forwards:
         ({"input_ids": [[5, 40, 6]]}, r"^input_ids holds id 40, outside the model's vocabulary: ids must be in \[0, 40\)$"),
         ({"input_ids": [[5, -1, 6]]}, r"^input_ids holds id -1, outside the model's vocabulary: ids must be in \[0, 40\)$"),
         ({"fixed": [[-1, 57, -1, -1]]}, r"^fixed holds id 57, outside the model's vocabulary: pinned ids must be in \[0, 40\) \(a negative id marks a position the sampler fills\)$"),
+        ({"fixed": [[-1, MASK_ID, -1, -1]]}, r"^fixed pins the mask id \d+, which would leave \[MASK\] in the output"),
     ],
 )
 @pytest.mark.parametrize("entry", ["generate", "stream"])

@@ -108,15 +108,18 @@ def check_ids(
     """Refuse ids outside the model's vocabulary before any forward (one host read per call).
 
     ``input_ids`` are checked where ``attention_mask`` marks real tokens (padding is replaced
-    anyway); ``fixed`` where it pins a token (negative ids are free positions).
+    anyway); ``fixed`` where it pins a token (negative ids are free positions), and it may not
+    pin the mask id (that position would stay masked).
     """
     vocab = model.vocab_size
     real = input_ids
     if attention_mask is not None and attention_mask.shape == input_ids.shape:
         real = input_ids.masked_fill(~attention_mask.to(input_ids.device).bool(), 0)
     parts = [real.amin(), real.amax()] if real.numel() else []
+    mask_id = model.config.mask_token_id
     if fixed is not None and fixed.numel():
-        parts.append(fixed.to(input_ids.device).amax())
+        pinned = fixed.to(input_ids.device)
+        parts += [(pinned == mask_id).any().long(), pinned.amax()]
     if not parts:
         return
     values = torch.stack([p.long() for p in parts]).tolist()  # the call's one read
@@ -125,6 +128,11 @@ def check_ids(
         raise DlmUserError(
             f"input_ids holds id {bad}, outside the model's vocabulary: ids must be in "
             f"[0, {vocab})"
+        )
+    if fixed is not None and fixed.numel() and values[-2]:
+        raise DlmUserError(
+            f"fixed pins the mask id {mask_id}, which would leave [MASK] in the output: give a "
+            "negative id for a position the sampler should fill"
         )
     if fixed is not None and fixed.numel() and values[-1] >= vocab:
         raise DlmUserError(

@@ -101,7 +101,7 @@ class SamplerSettings:
     schedule: str = _setting(
         "linear",
         "tokens per step: linear (n // steps, the remainder on the earliest steps, per row) or "
-        "dream (Dream's float32 int(n * (1 - s/t)) on the batch-mean count, the rest on the last step)",
+        "dream (Dream's float32 int(n * (1 - s/t)) on each row's count of masks, the rest on the last step)",
         choices=SCHEDULES,
     )
     temperature: float = _setting(0.0, "token sampling temperature (0 = greedy)", low=0.0)
