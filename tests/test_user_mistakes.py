@@ -85,6 +85,20 @@ def _halve_weights(folder: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+def _halve_tokenizer(folder: Path) -> None:
+    path = folder / "tokenizer.json"
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+
+
+def _double_width(folder: Path) -> None:
+    """config.json says twice the width the weights have."""
+    path = folder / "config.json"
+    data = json.loads(path.read_text())
+    data["n_embd"] *= 2
+    path.write_text(json.dumps(data))
+
+
 def _no_tokenizer(tmp: Path, model: Path) -> None:
     tiny_model().save_pretrained(tmp / "bad")
 
@@ -199,6 +213,7 @@ MISTAKES = {
     "backbone-config-missing": m(BAD, "config.json", _delete("config.json")),
     "weights-missing": m(BAD, "model.safetensors", _delete("model.safetensors")),
     "weights-cut-short": m(BAD, "cut short", _damage(_halve_weights)),
+    "weights-of-another-shape": m(BAD, "mismatched keys", _damage(_double_width)),
     "no-tokenizer": m(BAD, "tokenizer", _no_tokenizer),
     # dlm eval
     "eval-json-is-a-folder": m(EVAL + " --json {tmp}/folder", "--json"),
@@ -273,6 +288,11 @@ MISTAKES = {
         )
     },
     "recipe-optim.betas": m(f"train {RECIPE} optim.betas=[0.9,1.0]", "optim.betas[1]"),
+    "recipe-seed-negative": m(f"train {RECIPE} seed=-1", "seed must lie in [0, 2**32)"),
+    "recipe-data-seed-too-large": m(f"train {RECIPE} data.seed=4294967296", "data.seed"),
+    "tokenizer-cut-short": m(
+        BAD, "tokenizer.json (the tokenizer) is not valid JSON", _damage(_halve_tokenizer)
+    ),
     # resuming: what may not change, and checkpoints that cannot be resumed from
     "resume-model-shape-changed": m(
         RESUME + " model.hidden_size=32", "model.hidden_size was 16 in that run", _run_copy()
@@ -290,6 +310,14 @@ MISTAKES = {
         RESUME.replace("resume=latest", "resume={tmp}/run/checkpoint-4"),
         "checkpoint-4 is incomplete: optimizer.bin is missing; resume from the previous good one",
         _run_copy(_cut_checkpoint),
+    ),
+    "resume-from-the-final-model": m(
+        RESUME.replace("resume=latest", "resume={tmp}/run/model"),
+        "not a training checkpoint",
+        _run_copy(),
+    ),
+    "resume-past-max-steps": m(
+        RESUME + " optim.max_steps=3", "at step 4, past optim.max_steps=3", _run_copy()
     ),
 }
 

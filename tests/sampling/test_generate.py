@@ -331,6 +331,14 @@ def test_an_ending_eos_pads_the_gap_before_pinned_tokens_in_generate_and_stream(
     assert out.generated_tokens == 2
 
 
+def test_autoregressive_models_refuse_pinned_tokens():
+    from dlm.errors import DlmUserError
+
+    model = tiny_model(attention="causal")
+    with pytest.raises(DlmUserError, match=r"^fixed \(pinned tokens\) needs a diffusion model"):
+        generate(model, torch.tensor([[5, 6]]), fixed=torch.tensor([[-1, 7]]), max_new_tokens=2)
+
+
 def test_autoregressive_models_refuse_ids_outside_the_vocabulary_too():
     from dlm.errors import DlmUserError
 

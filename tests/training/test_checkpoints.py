@@ -202,3 +202,90 @@ def test_resume_latest_with_no_checkpoint_starts_fresh_and_says_so(tmp_path, cap
     assert "no complete checkpoint" in capsys.readouterr().err
     manifest = json.loads((tmp_path / "model" / ckpt.MANIFEST_NAME).read_text())
     assert "model.safetensors" in manifest["files"]
+
+
+def test_recover_leaves_folders_the_trainer_did_not_write_alone(tmp_path):
+    _folder(tmp_path / ".tmp-data", {"keep": b"1"}, complete=False)
+    _folder(tmp_path / ".old-results", {"keep": b"2"})
+    _folder(tmp_path / ".trash-notes", {"keep": b"3"}, complete=False)
+    before = _tree(tmp_path)
+    notes = []
+    ckpt.recover(tmp_path, notes.append)
+    assert _tree(tmp_path) == before and notes == []
+
+
+def test_a_branch_from_an_earlier_checkpoint_never_resumes_into_the_old_run(run_dir, capsys):
+    """Resumed from checkpoint-2 with a new learning rate, the old run's checkpoints 4 and 6
+    are moved aside (kept), so resume=latest continues the new branch."""
+    _fit(
+        tiny_config(
+            run_dir,
+            f"resume={run_dir / 'checkpoint-2'}",
+            "optim.max_steps=4",
+            "optim.lr=0.01",
+            "optim.scheduler=linear",
+            "save_every=2",
+        )
+    )
+    names = sorted(p.name for p in run_dir.iterdir() if "checkpoint" in p.name)
+    assert names == [
+        "checkpoint-2",
+        "checkpoint-4",
+        "superseded-checkpoint-4",
+        "superseded-checkpoint-6",
+    ]
+    latest = ckpt.latest_checkpoint(run_dir)
+    assert latest.name == "checkpoint-4"
+    saved = yaml.safe_load((latest / "train_config.yaml").read_text())
+    assert saved["optim"]["lr"] == 0.01  # the new branch's, not the old run's
+    assert "checkpoint-6 belongs to the run this one replaces (this one starts at step 2)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_fresh_run_in_a_used_folder_moves_the_old_checkpoints_aside(run_dir):
+    _fit(tiny_config(run_dir, "optim.max_steps=2", "optim.scheduler=linear", "save_every=2"))
+    names = sorted(p.name for p in run_dir.iterdir() if "checkpoint" in p.name or "model" in p.name)
+    assert names == [
+        "checkpoint-2",
+        "model",
+        "superseded-checkpoint-2",
+        "superseded-checkpoint-4",
+        "superseded-checkpoint-6",
+        "superseded-model",
+    ]
+    # a second fresh run keeps one superseded generation per name: the second run's
+    # checkpoint-2 and model replace the first run's superseded copies
+    first = (run_dir / "superseded-model" / "model.safetensors").read_bytes()
+    _fit(tiny_config(run_dir, "optim.max_steps=2", "optim.scheduler=linear", "save_every=2"))
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith("superseded-")) == [
+        "superseded-checkpoint-2",
+        "superseded-checkpoint-4",
+        "superseded-checkpoint-6",
+        "superseded-model",
+    ]
+    assert (run_dir / "superseded-model" / "model.safetensors").read_bytes() != first
+    # the new run's own checkpoint-2
+    assert json.loads((run_dir / "checkpoint-2" / "trainer_state.json").read_text())["step"] == 2
+
+
+def test_an_explicit_resume_at_a_checkpoint_caught_mid_swap_is_recovered_first(run_dir, capsys):
+    from dlm.training import train
+
+    (run_dir / "checkpoint-6").rename(run_dir / ".old-checkpoint-6")  # a kill at replace.aside
+    result, _ = train(
+        tiny_config(run_dir, f"resume={run_dir / 'checkpoint-6'}", "optim.scheduler=linear")
+    )
+    assert result.steps == 6 and result.losses == []
+    assert "recovered checkpoint-6" in capsys.readouterr().err
+
+
+def test_resuming_with_another_number_of_processes_is_refused(run_dir):
+    from dlm.training.resume import resolve_resume
+
+    cfg = tiny_config(run_dir, "resume=latest", "optim.scheduler=linear")
+    assert resolve_resume(cfg, num_processes=1)[0].name == "checkpoint-6"
+    with pytest.raises(
+        ConfigError, match=r"that run had 1 processes and this one has 2.*--num_processes 1"
+    ):
+        resolve_resume(cfg, num_processes=2)

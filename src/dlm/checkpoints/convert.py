@@ -9,6 +9,7 @@ a temporary name and renamed at the end, so a failed conversion leaves nothing h
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import transformers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from dlm.errors import DlmUserError
-from dlm.models.diffusion_lm import DiffusionLM
+from dlm.models.diffusion_lm import DiffusionLM, NotADlmCheckpointError
 
 from .detect import detect_format
 from .load import load_published
@@ -27,6 +28,12 @@ from .load import load_published
 __all__ = ["ConvertResult", "convert", "load_tokenizer"]
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+_TOKENIZER_JSON = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+)
 
 #: The built-in tokenizer class each family's tokenizer is, when ``AutoTokenizer`` refuses it.
 _FALLBACK_TOKENIZERS = {
@@ -59,6 +66,16 @@ def load_tokenizer(
     directory = Path(directory)
     if not any((directory / name).is_file() for name in _TOKENIZER_FILES):
         return None
+    for name in _TOKENIZER_JSON:  # a damaged file is named, not a JSONDecodeError from deep inside
+        path = directory / name
+        if path.is_file():
+            try:
+                json.loads(path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise NotADlmCheckpointError(
+                    f"{path} (the tokenizer) is not valid JSON ({err}); the checkpoint was cut "
+                    "short or damaged: copy it again, or save the model with its tokenizer again"
+                ) from err
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
     except (OSError, ValueError, KeyError, AttributeError, TypeError):

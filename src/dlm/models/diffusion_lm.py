@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from dlm.atomic import OutputPathError, atomic_write_text
 from dlm.errors import DlmUserError
@@ -534,11 +535,23 @@ class DiffusionLM(nn.Module):
             )
         config = read_dlm_config(config_path)
         _check_checkpoint_files(directory, config_path, config)
-        backbone, info = AutoModelForCausalLM.from_pretrained(
-            directory, attn_implementation="sdpa", dtype=dtype, output_loading_info=True
-        )
+        # transformers' load report goes quiet: a missing or mis-shaped weight is refused
+        # below as one line (it would otherwise print a table and, for a shape, raise)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            backbone, info = AutoModelForCausalLM.from_pretrained(
+                directory,
+                attn_implementation="sdpa",
+                dtype=dtype,
+                output_loading_info=True,
+                ignore_mismatched_sizes=True,
+            )
+        finally:
+            hf_logging.set_verbosity(verbosity)
         for key in ("missing_keys", "mismatched_keys"):
-            names = sorted(str(k) for k in info.get(key) or ())
+            # mismatched keys come as (name, checkpoint shape, model shape)
+            names = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get(key) or ())
             if names:
                 shown = ", ".join(names[:4]) + (
                     f" (+{len(names) - 4} more)" if len(names) > 4 else ""

@@ -232,6 +232,11 @@ def generate(
 
         if settings.max_new_tokens is None:
             raise SettingsError("give max_new_tokens: the length of the generation region")
+        if fixed is not None:
+            raise DlmUserError(
+                "fixed (pinned tokens) needs a diffusion model; an AR model only continues the "
+                "prompt: drop fixed, or sample from a diffusion checkpoint"
+            )
         check_ids(model, input_ids, attention_mask, None)
         return ar_generate(model, input_ids, attention_mask, max_new_tokens=settings.max_new_tokens)
     canvas, generator = _prepare(model, input_ids, attention_mask, fixed, settings)

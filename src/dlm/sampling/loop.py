@@ -24,7 +24,10 @@ Each row runs its own plan (``plan_blocks``): its steps split over its own block
 something to fill, and its own counts in each. The loop runs block by block over the batch,
 each block for the most steps any row takes in it; a row with fewer (or none: a block pinned
 whole in that row) commits nothing on the others. So with deterministic settings a row's
-tokens never depend on its batch mates (random draws share one stream).
+tokens never depend on its batch mates (random draws share one stream). A block whose rows
+take different numbers of steps (only when ``fixed`` pins whole blocks in some rows) uploads
+its per-row plan at its start: a small host-to-device copy per such block, which on a GPU
+waits for the queue like a read; uniform blocks upload nothing.
 
 EOS stopping (``stop_at_eos``, on unless turned off): a row whose EOS has nothing masked before
 it is finished; every free position after that EOS becomes padding (masks, and tokens committed

@@ -16,7 +16,10 @@ How a kill at any moment loses nothing:
    are deleted with ``discard_dir`` (renamed to ``.trash-<name>`` first);
 3. on start, ``recover`` looks at the leftovers of an interrupted write, swap or delete and
    keeps the newest complete copy under the real name, deleting the rest, with a one-line
-   notice for each.
+   notice for each;
+4. a run that starts at step S (0 for a fresh run) moves checkpoints of later steps, left by
+   the run it replaces or branches from, to ``superseded-checkpoint-<step>``
+   (``supersede_later``), so ``resume=latest`` never mixes two runs.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ __all__ = [
     "finalize",
     "prune",
     "recover",
+    "supersede_later",
     "notice",
 ]
 
@@ -64,6 +68,8 @@ CHECKPOINT_PREFIX = "checkpoint-"
 STATE_NAME = "trainer_state.json"
 MANIFEST_NAME = "manifest.json"
 TMP_PREFIX = ".tmp-"
+MODEL_NAME = "model"
+SUPERSEDED_PREFIX = "superseded-"
 _PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
 
 
@@ -153,12 +159,13 @@ def write_trainer_state(directory: Path, state: dict[str, Any]) -> None:
 
 def read_trainer_state(directory: Path) -> dict[str, Any]:
     """The step and data position of a complete checkpoint; a clear error for anything else."""
-    if not (directory / STATE_NAME).is_file() and not (directory / MANIFEST_NAME).is_file():
+    reason = incomplete_reason(directory) if directory.is_dir() else "missing"
+    listed = directory.is_dir() and (directory / MANIFEST_NAME).is_file()
+    if not (directory / STATE_NAME).is_file() and (reason is None or not listed):
         raise ConfigError(
             f"resume={directory} is not a training checkpoint (no {STATE_NAME}); resume=latest picks "
             "the newest checkpoint-<step> folder of output_dir"
         )
-    reason = incomplete_reason(directory)
     if reason is not None:
         previous = previous_checkpoint(directory)
         raise CheckpointError(
@@ -196,6 +203,36 @@ def prune(output_dir: Path, keep_last: int, newest: int) -> None:
         discard_dir(path)
 
 
+def supersede_later(output_dir: Path, step: int, notice=None) -> list[Path]:
+    """Move what a run starting at ``step`` would mix with out of its way.
+
+    A run started at step 0 in a folder holding another run, or resumed from an earlier
+    checkpoint than the newest, would otherwise mix its checkpoints with those of the run it
+    replaces (``resume=latest`` could pick the other run's). Checkpoints of later steps (and,
+    for a fresh run, the other run's ``model/``) are renamed to ``superseded-<name>``, each
+    with a notice; rename one back to use it. One generation is kept: an older
+    ``superseded-<name>`` is deleted. Returns the new paths.
+    """
+    found = [path for later, path in _steps(output_dir) if later > step]
+    if step == 0 and (output_dir / MODEL_NAME).is_dir():
+        found.append(output_dir / MODEL_NAME)
+    moved = []
+    for path in found:
+        target = output_dir / f"{SUPERSEDED_PREFIX}{path.name}"
+        if target.exists():
+            discard_dir(target)
+        path.rename(target)
+        moved.append(target)
+        if notice is not None:
+            notice(
+                f"{path.name} belongs to the run this one replaces (this one starts at step "
+                f"{step}); moved to {target.name}"
+            )
+    if moved:
+        fsync_dir(output_dir)
+    return moved
+
+
 def notice(message: str) -> None:
     """A one-line note to the user on stderr (what was recovered, what changed on resume)."""
     print(f"dlm: {message}", file=sys.stderr, flush=True)
@@ -204,7 +241,8 @@ def notice(message: str) -> None:
 def recover(output_dir: Path, notice=notice) -> None:
     """Finish or undo what an interrupted write, swap or delete left in ``output_dir``.
 
-    For each name with leftovers, the newest complete copy ends up under the real name: the
+    Only the names the trainer writes (``checkpoint-<step>``, ``model``) are looked at. For
+    each name with leftovers, the newest complete copy ends up under the real name: the
     temporary one (a finished write not yet swapped in) over the aside one (the previous copy)
     over the one in place; incomplete copies and ``.trash-`` folders are deleted.
     """
@@ -215,8 +253,10 @@ def recover(output_dir: Path, notice=notice) -> None:
         if not path.is_dir():
             continue
         for prefix in (TMP_PREFIX, ASIDE_PREFIX, TRASH_PREFIX):
-            if path.name.startswith(prefix):
-                names.setdefault(path.name[len(prefix) :], {})[prefix] = path
+            name = path.name[len(prefix) :]
+            # only what the trainer writes: a user's own .tmp-data folder is not touched
+            if path.name.startswith(prefix) and (name == MODEL_NAME or _PATTERN.match(name)):
+                names.setdefault(name, {})[prefix] = path
     for name, leftovers in sorted(names.items()):
         final = output_dir / name
         if TRASH_PREFIX in leftovers:

@@ -38,6 +38,12 @@ def _at_least(where: str, value: int | None, low: int, *, optional: bool = False
         raise ConfigError(f"{where} must be at least {low}{null}; got {value}")
 
 
+def _seed(where: str, value: int) -> None:
+    """A seed numpy and torch both take: a whole number in [0, 2**32)."""
+    if not 0 <= value < 2**32:
+        raise ConfigError(f"{where} must lie in [0, 2**32); got {value}")
+
+
 def _within(
     where: str,
     value: float | None,
@@ -163,6 +169,7 @@ class TrainConfig:
             raise ConfigError(f"optim.betas needs two numbers; got {self.optim.betas}")
         _at_least("save_every", self.save_every, 0)
         _at_least("log_every", self.log_every, 1)
+        _seed("seed", self.seed)
         self._check_optim()
         self._check_data()
         self._check_model()
@@ -184,6 +191,7 @@ class TrainConfig:
         _at_least("data.n_eval", d.n_eval, 0)
         _at_least("data.seq_len", d.seq_len, 1, optional=True)
         _within("data.coupled_prob", d.coupled_prob, 0.0, 1.0, high_open=False)
+        _seed("data.seed", d.seed)
 
     def _check_model(self) -> None:
         m = self.model

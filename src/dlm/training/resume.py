@@ -78,11 +78,17 @@ def resume_changes(saved: dict[str, Any], config: TrainConfig, checkpoint: str) 
     return changes
 
 
-def resolve_resume(config: TrainConfig) -> tuple[Path | None, dict[str, tuple]]:
+def resolve_resume(
+    config: TrainConfig, *, early: bool = False, num_processes: int | None = None
+) -> tuple[Path | None, dict[str, tuple]]:
     """The checkpoint ``config.resume`` names (None: start at step 0) and the allowed changes
-    against its recipe; a clear error for an incomplete checkpoint or a change that may not be
-    made. Reads only: ``dlm.training.train`` calls it before preparing any data, the Trainer
-    again after recovering interrupted writes."""
+    against its recipe; a clear error for an incomplete checkpoint, a change that may not be
+    made, a ``max_steps`` the checkpoint is already past, or another number of processes.
+
+    Reads only. ``dlm.training.train`` calls it ``early``, before preparing any data: then a
+    named checkpoint that is not complete is left for the Trainer, which first recovers what
+    an interrupted save left (a swap caught half way may restore it) and then calls it again.
+    """
     resume = config.resume
     if resume is None:
         return None, {}
@@ -92,7 +98,22 @@ def resolve_resume(config: TrainConfig) -> tuple[Path | None, dict[str, tuple]]:
             return None, {}
     else:
         path = Path(resume)
-        ckpt.read_trainer_state(path)  # a clear error when it is not a complete checkpoint
+        if early and not ckpt.is_complete(path):
+            return None, {}
+    state = ckpt.read_trainer_state(path)  # a clear error when it is not a complete checkpoint
+    step = int(state["step"])
+    if config.optim.max_steps < step:
+        raise ConfigError(
+            f"resume={path}: that checkpoint is at step {step}, past optim.max_steps="
+            f"{config.optim.max_steps}; raise optim.max_steps or resume from an earlier checkpoint"
+        )
+    saved_processes = state.get("num_processes")
+    if num_processes is not None and saved_processes not in (None, num_processes):
+        raise ConfigError(
+            f"resume={path}: that run had {saved_processes} processes and this one has "
+            f"{num_processes}; the data order and random states are per process, so launch "
+            f"with {saved_processes} (accelerate launch --num_processes {saved_processes})"
+        )
     saved = path / "train_config.yaml"
     if not saved.is_file():
         return path, {}

@@ -174,7 +174,7 @@ def train(config: TrainConfig, callbacks=(), accelerator=None):
     from .resume import resolve_resume
     from .trainer import Trainer
 
-    resolve_resume(config)  # a resume that cannot work fails before any data is prepared
+    resolve_resume(config, early=True)  # a resume that cannot work fails before data is prepared
     prepared = prepare_data(config)
     model = build_model(config, prepared.tokenizer)
     trainer = Trainer(

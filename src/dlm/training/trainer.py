@@ -121,10 +121,12 @@ class Trainer:
             discard_dir(tmp)
         acc.wait_for_everyone()
         acc.save_state(str(tmp))
+        acc.wait_for_everyone()  # every rank's random states are in before the folder is sealed
         if acc.is_main_process:
             fault_point("save.state")
             self.unwrapped.save_pretrained(tmp / "model", self.tokenizer)
-            ckpt.write_trainer_state(tmp, {"step": step, "data": order.state_dict()})
+            state = {"step": step, "data": order.state_dict(), "num_processes": acc.num_processes}
+            ckpt.write_trainer_state(tmp, state)
             self._write_config(tmp)
             ckpt.finalize(tmp, final)
             ckpt.prune(self.output_dir, self.config.keep_last, newest=step)
@@ -149,6 +151,8 @@ class Trainer:
         previous good one when its files cannot be read."""
         try:
             self.accelerator.load_state(str(path))
+        except torch.OutOfMemoryError:
+            raise  # the machine's limit, not the checkpoint's fault
         except (
             OSError,
             EOFError,
@@ -208,8 +212,10 @@ class Trainer:
         set_seed(cfg.seed)
         if acc.is_main_process:
             ckpt.recover(self.output_dir, self._notice)
+            if cfg.resume not in (None, "latest") and Path(cfg.resume).parent.is_dir():
+                ckpt.recover(Path(cfg.resume).parent, self._notice)  # a run in another folder
         acc.wait_for_everyone()
-        resume_from, changes = resolve_resume(cfg)
+        resume_from, changes = resolve_resume(cfg, num_processes=acc.num_processes)
         if cfg.resume == "latest" and resume_from is None:
             self._notice(
                 f"resume=latest: no complete checkpoint in {self.output_dir} yet; starting at step 0"
@@ -251,7 +257,9 @@ class Trainer:
         # only now, with the resume validated and loaded, is the run directory written
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if acc.is_main_process:
+            ckpt.supersede_later(self.output_dir, step, self._notice)
             self._write_config(self.output_dir)
+        acc.wait_for_everyone()
         acc.init_trackers("logs")
 
         tokens_per_step = (
