@@ -37,7 +37,10 @@ def test_two_process_training_checkpoints_both_ranks(tmp_path):
     ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    ckpt = tmp_path / "checkpoint-4"
-    assert (ckpt / "random_states_0.pkl").is_file() and (ckpt / "random_states_1.pkl").is_file()
-    assert json.loads((ckpt / "trainer_state.json").read_text())["step"] == 4
+    for step in (2, 4):  # every rank's random states are in before the manifest seals it
+        ckpt = tmp_path / f"checkpoint-{step}"
+        listed = json.loads((ckpt / "manifest.json").read_text())["files"]
+        assert {"random_states_0.pkl", "random_states_1.pkl"} <= set(listed)
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+        assert state["step"] == step and state["num_processes"] == 2
     assert DiffusionLM.from_pretrained(tmp_path / "model").config.attention == "bidirectional"
