@@ -78,6 +78,9 @@ def test_resuming_from_an_incomplete_checkpoint_names_the_previous_good_one(tmp_
         ({"checkpoint-4": ("new", False), ".old-checkpoint-4": ("old", True)}, "old"),
         # a delete interrupted half way through its .trash- folder
         ({".trash-checkpoint-4": ("old", False), "checkpoint-6": ("new", True)}, None),
+        # ... also of an unfinished temporary copy or an aside copy (found by kill_soak.py)
+        ({".trash-.tmp-checkpoint-4": ("x", False), "checkpoint-6": ("new", True)}, None),
+        ({".trash-.old-checkpoint-4": ("x", True), "checkpoint-6": ("new", True)}, None),
     ],
 )
 def test_recover_keeps_the_newest_complete_copy(tmp_path, state, expected):

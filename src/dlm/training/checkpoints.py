@@ -238,6 +238,20 @@ def notice(message: str) -> None:
     print(f"dlm: {message}", file=sys.stderr, flush=True)
 
 
+def _leftover(folder: str) -> tuple[str | None, str]:
+    """(prefix, name) when ``folder`` is a leftover of a trainer-written ``name``
+    (``checkpoint-<step>`` or ``model``), e.g. ``.trash-.tmp-checkpoint-4``; else (None, "").
+    A user's own ``.tmp-data`` folder is not one."""
+    for prefix in (TMP_PREFIX, ASIDE_PREFIX, TRASH_PREFIX):
+        if folder.startswith(prefix):
+            base = folder[len(prefix) :]
+            while prefix == TRASH_PREFIX and base.startswith((TMP_PREFIX, ASIDE_PREFIX)):
+                base = base[len(TMP_PREFIX) if base.startswith(TMP_PREFIX) else len(ASIDE_PREFIX) :]
+            if base == MODEL_NAME or _PATTERN.match(base):
+                return prefix, base
+    return None, ""
+
+
 def recover(output_dir: Path, notice=notice) -> None:
     """Finish or undo what an interrupted write, swap or delete left in ``output_dir``.
 
@@ -249,19 +263,17 @@ def recover(output_dir: Path, notice=notice) -> None:
     if not output_dir.is_dir():
         return
     names = {}
-    for path in output_dir.iterdir():
+    for path in sorted(output_dir.iterdir()):
         if not path.is_dir():
             continue
-        for prefix in (TMP_PREFIX, ASIDE_PREFIX, TRASH_PREFIX):
-            name = path.name[len(prefix) :]
-            # only what the trainer writes: a user's own .tmp-data folder is not touched
-            if path.name.startswith(prefix) and (name == MODEL_NAME or _PATTERN.match(name)):
-                names.setdefault(name, {})[prefix] = path
+        prefix, name = _leftover(path.name)
+        if prefix == TRASH_PREFIX:  # .trash-<name>, also of a temporary or aside copy
+            discard_dir(path)
+            notice(f"finished deleting {path.name[len(TRASH_PREFIX) :]} (a delete was interrupted)")
+        elif prefix is not None:
+            names.setdefault(name, {})[prefix] = path
     for name, leftovers in sorted(names.items()):
         final = output_dir / name
-        if TRASH_PREFIX in leftovers:
-            discard_dir(leftovers[TRASH_PREFIX])
-            notice(f"finished deleting {final.name} (a delete was interrupted)")
         candidates = [leftovers.get(TMP_PREFIX), leftovers.get(ASIDE_PREFIX)]
         source = next((c for c in candidates if c is not None and is_complete(c)), None)
         if is_complete(final) and source is not leftovers.get(TMP_PREFIX):
