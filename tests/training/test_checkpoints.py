@@ -81,6 +81,7 @@ def test_resuming_from_an_incomplete_checkpoint_names_the_previous_good_one(tmp_
         # ... also of an unfinished temporary copy or an aside copy (found by kill_soak.py)
         ({".trash-.tmp-checkpoint-4": ("x", False), "checkpoint-6": ("new", True)}, None),
         ({".trash-.old-checkpoint-4": ("x", True), "checkpoint-6": ("new", True)}, None),
+        ({".trash-superseded-checkpoint-4": ("x", True), "checkpoint-6": ("new", True)}, None),
     ],
 )
 def test_recover_keeps_the_newest_complete_copy(tmp_path, state, expected):

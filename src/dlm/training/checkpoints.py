@@ -238,15 +238,20 @@ def notice(message: str) -> None:
     print(f"dlm: {message}", file=sys.stderr, flush=True)
 
 
+_DISCARDED = (TMP_PREFIX, ASIDE_PREFIX, SUPERSEDED_PREFIX)
+
+
 def _leftover(folder: str) -> tuple[str | None, str]:
     """(prefix, name) when ``folder`` is a leftover of a trainer-written ``name``
-    (``checkpoint-<step>`` or ``model``), e.g. ``.trash-.tmp-checkpoint-4``; else (None, "").
+    (``checkpoint-<step>`` or ``model``), e.g. ``.trash-.tmp-checkpoint-4`` or
+    ``.trash-superseded-model``; else (None, "").
     A user's own ``.tmp-data`` folder is not one."""
     for prefix in (TMP_PREFIX, ASIDE_PREFIX, TRASH_PREFIX):
         if folder.startswith(prefix):
             base = folder[len(prefix) :]
-            while prefix == TRASH_PREFIX and base.startswith((TMP_PREFIX, ASIDE_PREFIX)):
-                base = base[len(TMP_PREFIX) if base.startswith(TMP_PREFIX) else len(ASIDE_PREFIX) :]
+            # what gets discarded: a temporary, aside or superseded copy, or the folder itself
+            while prefix == TRASH_PREFIX and base.startswith(_DISCARDED):
+                base = base[len(next(p for p in _DISCARDED if base.startswith(p))) :]
             if base == MODEL_NAME or _PATTERN.match(base):
                 return prefix, base
     return None, ""
