@@ -204,3 +204,33 @@ def test_print_settings_shows_each_value_and_its_source(trained, capsys):
 def test_generate_without_prompts_is_a_clear_error(trained, capsys):
     assert main(["generate", "--model", str(trained)]) == 2
     assert "give the prompts: --prompt TEXT or --input FILE.jsonl" in capsys.readouterr().err
+
+
+def test_version_prints_the_package_version(capsys):
+    import dlm
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"dlm {dlm.__version__}"
+
+
+def test_top_level_help_lists_every_command_without_importing_torch():
+    """``dlm --help`` builds only the command list: no command's flags, so no torch import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from dlm.cli.main import COMMANDS, main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for command in ("demo", "train", "generate", "convert", "task", "eval"):
+        assert command in done.stdout
+    assert "TORCH False" in done.stdout

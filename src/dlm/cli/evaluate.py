@@ -26,12 +26,7 @@ import json
 from pathlib import Path
 
 from dlm.atomic import atomic_write_text
-from dlm.data import read_jsonl
 from dlm.errors import DlmUserError
-from dlm.evaluation import evaluate_task
-from dlm.evaluation.task_eval import DEFAULT_METRIC, resolve_metrics
-from dlm.tasks import Example, get_task
-from dlm.tasks.splits import split_options
 
 from .common import (
     add_sampler_options,
@@ -102,6 +97,10 @@ def _recipe_of(model_dir: Path):
 
 
 def _task_and_examples(args: argparse.Namespace, model_dir: Path):
+    from dlm.data import read_jsonl
+    from dlm.tasks import Example, get_task
+    from dlm.tasks.splits import split_options
+
     recipe = _recipe_of(model_dir)
     if args.task is None:
         if recipe is None or recipe.data.task is None:
@@ -132,6 +131,8 @@ def _task_and_examples(args: argparse.Namespace, model_dir: Path):
 
 def metric_names(values: list[str] | None) -> list[str]:
     """``--metric`` values (repeated flags, each maybe a comma list) as one list of names."""
+    from dlm.evaluation.task_eval import DEFAULT_METRIC
+
     names = [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
     return names or [DEFAULT_METRIC]
 
@@ -148,6 +149,9 @@ def _print_metrics(report) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from dlm.evaluation import evaluate_task
+    from dlm.evaluation.task_eval import resolve_metrics
+
     model_dir = Path(args.model)
     check_sampler_flags(args)
     out = check_output_path(args.json, "--json") if args.json else None

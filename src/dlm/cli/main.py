@@ -26,6 +26,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from dlm import __version__
 from dlm.errors import DlmUserError
 
 from . import convert, demo, eval_ppl, evaluate, generate, task_make, train
@@ -70,23 +71,31 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(self.prog, message)
 
 
-def _add_command(sub: argparse._SubParsersAction, name: str, module: ModuleType) -> None:
+def _add_command(
+    sub: argparse._SubParsersAction, name: str, module: ModuleType, full: bool = True
+) -> None:
     command = sub.add_parser(name, help=module.HELP)
-    module.add_arguments(command)
+    if full:
+        module.add_arguments(command)
     command.set_defaults(run=module.run)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``dlm`` parser; ``only`` given, just that command gets its flags (the others are
+    listed by name and help): a command's flags can import torch (the sampler flags come from
+    ``SamplerSettings``), which ``dlm --help`` and ``dlm --version`` need not wait for."""
     parser = _Parser(prog="dlm", description="Discrete (masked) diffusion language models.")
+    parser.add_argument("--version", action="version", version=f"dlm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, entry in COMMANDS.items():
+        full = only is None or only == name
         if isinstance(entry, dict):
             group = sub.add_parser(name, help=_GROUP_HELP[name])
             group_sub = group.add_subparsers(dest=f"{name}_command", required=True)
             for sub_name, module in entry.items():
-                _add_command(group_sub, sub_name, module)
+                _add_command(group_sub, sub_name, module, full)
         else:
-            _add_command(sub, name, entry)
+            _add_command(sub, name, entry, full)
     return parser
 
 
@@ -107,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv[:2] == ["eval", "ppl"]:
             args = build_ppl_parser().parse_args(argv[2:])
         else:
-            args = build_parser().parse_args(argv)
+            command = next((a for a in argv if not a.startswith("-")), "")
+            args = build_parser(command if command in COMMANDS else "").parse_args(argv)
     except UsageError as err:
         return _report(err.prog, err)
     try:

@@ -4,6 +4,7 @@ from .attention import ATTENTION_MODES, anneal_ratio, build_attention
 from .backbones import ARCHITECTURES, backbone_config, build_backbone
 from .diffusion_lm import DLM_CONFIG_NAME, DiffusionConfig, DiffusionLM, NotADlmCheckpointError
 from .modes import eval_mode
+from .quiet import quiet_libraries
 
 __all__ = [
     "ARCHITECTURES",
@@ -17,4 +18,5 @@ __all__ = [
     "build_attention",
     "build_backbone",
     "eval_mode",
+    "quiet_libraries",
 ]

@@ -26,7 +26,6 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
-from transformers.utils import logging as hf_logging
 
 from dlm.atomic import OutputPathError, atomic_write_text
 from dlm.errors import DlmUserError
@@ -42,6 +41,7 @@ from .checkpoint_format import (
     check_safetensors,
     read_dlm_config,
 )
+from .quiet import quiet_libraries
 
 __all__ = [
     "DiffusionConfig",
@@ -314,7 +314,8 @@ class DiffusionLM(nn.Module):
             raise OutputPathError(f"{directory} is a file; save_pretrained needs a folder path")
         directory.mkdir(parents=True, exist_ok=True)
         self.backbone.config.is_causal = self.is_autoregressive
-        self.backbone.save_pretrained(directory, safe_serialization=True)
+        with quiet_libraries():
+            self.backbone.save_pretrained(directory, safe_serialization=True)
         atomic_write_text(
             directory / DLM_CONFIG_NAME, json.dumps(asdict(self.config), indent=2) + "\n"
         )
@@ -351,9 +352,7 @@ class DiffusionLM(nn.Module):
         check_checkpoint_files(directory, config_path, config)
         # transformers' load report goes quiet: a missing or mis-shaped weight is refused
         # below as one line (it would otherwise print a table and, for a shape, raise)
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-        try:
+        with quiet_libraries():
             backbone, info = AutoModelForCausalLM.from_pretrained(
                 directory,
                 attn_implementation="sdpa",
@@ -361,8 +360,6 @@ class DiffusionLM(nn.Module):
                 output_loading_info=True,
                 ignore_mismatched_sizes=True,
             )
-        finally:
-            hf_logging.set_verbosity(verbosity)
         for key in ("missing_keys", "mismatched_keys"):
             # mismatched keys come as (name, checkpoint shape, model shape)
             names = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get(key) or ())

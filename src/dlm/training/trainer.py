@@ -27,7 +27,7 @@ from dlm.atomic import atomic_write_text, discard_dir, fault_point
 from dlm.config import ConfigError, to_dict
 from dlm.data import BatchOrder, SequenceData
 from dlm.errors import DlmUserError
-from dlm.models import DiffusionLM
+from dlm.models import DiffusionLM, quiet_libraries
 
 from . import checkpoints as ckpt
 from .config import TrainConfig
@@ -120,7 +120,8 @@ class Trainer:
         if acc.is_main_process and tmp.exists():
             discard_dir(tmp)
         acc.wait_for_everyone()
-        acc.save_state(str(tmp))
+        with quiet_libraries():  # accelerate's tied-head warning, once per checkpoint
+            acc.save_state(str(tmp))
         acc.wait_for_everyone()  # every rank's random states are in before the folder is sealed
         if acc.is_main_process:
             fault_point("save.state")
