@@ -234,3 +234,20 @@ def test_top_level_help_lists_every_command_without_importing_torch():
     for command in ("demo", "train", "generate", "convert", "task", "eval"):
         assert command in done.stdout
     assert "TORCH False" in done.stdout
+
+
+def test_a_task_model_carries_its_answer_length_and_a_flag_overrides_it(trained, capsys):
+    """A model trained on a task saves the task's answer length as its default
+    max_new_tokens, so `dlm generate` fits without a flag; an explicit flag still wins."""
+    import json as _json
+
+    saved = _json.loads((trained / "dlm_config.json").read_text())
+    assert saved["generation"]["max_new_tokens"] == 17  # 4x4 Sudoku: 16 cells and [EOS]
+    capsys.readouterr()
+    assert main(["generate", "--model", str(trained), "--prompt", "1", "--print-settings"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("max_new_tokens"))
+    assert "= 17" in line and line.endswith("(checkpoint)")
+    argv = ["generate", "--model", str(trained), "--prompt", "1", "--print-settings"]
+    assert main([*argv, "--max-new-tokens", "5"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("max_new_tokens"))
+    assert "= 5" in line and line.endswith("(argument)")

@@ -42,7 +42,15 @@ from dlm.models import DiffusionLM
 from dlm.models.diffusion_lm import DLM_CONFIG_NAME
 from dlm.sampling import generate
 from dlm.tasks import SudokuTask, get_task
-from dlm.training import Prepared, TrainConfig, Trainer, TrainResult, build_model, prepare_data
+from dlm.training import (
+    Prepared,
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    build_model,
+    prepare_data,
+    record_task_defaults,
+)
 
 __all__ = [
     "DEMO_RECIPE",
@@ -189,6 +197,9 @@ def train_model(
 ) -> tuple[DiffusionLM, TrainResult]:
     """Build the model a config names and train it on prepared data; returns it in eval mode."""
     model = build_model(config, prepared.tokenizer)
+    record_task_defaults(model, prepared)
+    if not model.is_autoregressive:  # the kept model samples as the demo evaluated it
+        model.config.generation = {**DEMO_SAMPLER, **(model.config.generation or {})}
     trainer = Trainer(config, model, prepared.tokenizer, prepared.train, callbacks=list(callbacks))
     result = trainer.fit()
     return trainer.unwrapped.eval(), result

@@ -9,7 +9,7 @@ from .config import (
     load_train_config,
 )
 from .objectives import AutoregressiveObjective, DiffusionObjective, StepLoss, build_objective
-from .setup import Prepared, build_model, prepare_data, train
+from .setup import Prepared, build_model, prepare_data, record_task_defaults, train
 from .trainer import Trainer, TrainingDivergedError, TrainResult
 
 __all__ = [
@@ -29,5 +29,6 @@ __all__ = [
     "build_objective",
     "load_train_config",
     "prepare_data",
+    "record_task_defaults",
     "train",
 ]

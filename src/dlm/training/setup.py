@@ -30,7 +30,7 @@ from dlm.tasks.thoughts import multipass_examples
 
 from .config import TrainConfig
 
-__all__ = ["Prepared", "prepare_data", "build_model", "train"]
+__all__ = ["Prepared", "prepare_data", "build_model", "record_task_defaults", "train"]
 
 
 @dataclass
@@ -39,6 +39,9 @@ class Prepared:
     train: SequenceData
     eval_examples: list[Example]
     eval_documents: list[str] = field(default_factory=list)
+    #: the task's answer length (None: no task, or it gives no bound); saved as the model's
+    #: default ``max_new_tokens`` so ``dlm generate`` on it fits without a flag
+    answer_tokens: int | None = None
 
 
 def _examples_from_file(path: str) -> list[Example]:
@@ -82,10 +85,11 @@ def prepare_data(config: TrainConfig) -> Prepared:
             tokenizer, corpus_documents(data.corpus, "train"), data.seq_len or 256
         )
         return Prepared(tokenizer, tensors, [], corpus_documents(data.corpus, "eval"))
-    task = None
+    task, answer_tokens = None, None
     if data.task is not None:
         task = get_task(data.task, **data.task_options)
         tokenizer = task.tokenizer()
+        answer_tokens = task.max_answer_tokens
         train, held_out = task.held_out(data.n_train, data.n_eval, seed=data.seed)
         if data.multipass:
             train = multipass_examples(task, train, coupled_prob=data.coupled_prob, seed=data.seed)
@@ -112,11 +116,11 @@ def prepare_data(config: TrainConfig) -> Prepared:
             [e.target for e in train],
             [task.slots(e) for e in train],
         )
-        return Prepared(tokenizer, tensors, list(held_out))
+        return Prepared(tokenizer, tensors, list(held_out), answer_tokens=answer_tokens)
     tensors = encode_pairs(
         tokenizer, [e.prompt for e in train], [e.target for e in train], data.seq_len
     )
-    return Prepared(tokenizer, tensors, list(held_out))
+    return Prepared(tokenizer, tensors, list(held_out), answer_tokens=answer_tokens)
 
 
 def _check_init(init: str) -> None:
@@ -169,6 +173,17 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> Diff
     )
 
 
+def record_task_defaults(model: DiffusionLM, prepared: Prepared) -> None:
+    """Save the task's answer length as the model's default ``max_new_tokens`` (kept in
+    ``dlm_config.json``), unless the model already has one: ``dlm generate`` and lm-eval then
+    fit the answer without a flag, and an explicit flag still wins."""
+    if prepared.answer_tokens is None:
+        return
+    defaults = dict(model.config.generation or {})
+    defaults.setdefault("max_new_tokens", prepared.answer_tokens)
+    model.config.generation = defaults
+
+
 def train(config: TrainConfig, callbacks=(), accelerator=None):
     """Prepare data and model for ``config`` and run the Trainer; returns (result, prepared)."""
     from .resume import resolve_resume
@@ -177,6 +192,7 @@ def train(config: TrainConfig, callbacks=(), accelerator=None):
     resolve_resume(config, early=True)  # a resume that cannot work fails before data is prepared
     prepared = prepare_data(config)
     model = build_model(config, prepared.tokenizer)
+    record_task_defaults(model, prepared)
     trainer = Trainer(
         config,
         model,
