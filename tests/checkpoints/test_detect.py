@@ -124,3 +124,12 @@ def test_an_untied_head_never_stands_in_for_a_missing_embedding(tmp_path, layout
     layouts.save_weights(tmp_path, tensors)
     with pytest.raises(UnsupportedCheckpointError, match="no token embedding"):
         load_published(tmp_path)
+
+
+def test_an_empty_config_is_reported_as_present_and_no_flag_is_suggested(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(NotADlmCheckpointError) as info:
+        detect_format(tmp_path)
+    message = str(info.value)
+    assert "config.json: present, but without model_type or architectures" in message
+    assert "absent" not in message and "--model" not in message

@@ -73,7 +73,11 @@ def _describe(found: Probe) -> str:
     fields = {k: found.config[k] for k in _SHOWN_FIELDS if k in found.config}
     names = list(found.weight_names[:6])
     more = len(found.weight_names) - len(names)
-    return f"config.json: {fields if found.config else 'absent'}; weights: " + (
+    if "config.json" not in found.files:
+        config = "absent"
+    else:
+        config = f"{fields}" if fields else "present, but without model_type or architectures"
+    return f"config.json: {config}; weights: " + (
         ", ".join(names) + (f" (+{more} more)" if more else "") if names else "none found"
     )
 
@@ -87,7 +91,7 @@ def unknown_format_error(found: Probe) -> NotADlmCheckpointError:
     return NotADlmCheckpointError(
         f"{found.directory} is not a dlm checkpoint: it has no {DLM_CONFIG_NAME} (found: {files}) "
         f"and matches no published format this library reads. Found {_describe(found)}. "
-        f"Supported formats: {supported}. Point --model at a directory written by `dlm train`, "
+        f"Supported formats: {supported}. Give a directory written by `dlm train`, "
         "`dlm demo --out` or DiffusionLM.save_pretrained, or at a download of one of these models"
     )
 
