@@ -176,9 +176,7 @@ def test_sampler_flags_of_generate_and_eval_are_every_settings_field():
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command").choices
     for command in ("generate", "eval"):
-        group = next(
-            g for g in subparsers[command]._action_groups if g.title.startswith("sampler")
-        )
+        group = next(g for g in subparsers[command]._action_groups if g.title.startswith("sampler"))
         assert {a.dest for a in group._group_actions} == set(SamplerSettings.field_names())
 
 
@@ -251,3 +249,29 @@ def test_a_task_model_carries_its_answer_length_and_a_flag_overrides_it(trained,
     assert main([*argv, "--max-new-tokens", "5"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("max_new_tokens"))
     assert "= 5" in line and line.endswith("(argument)")
+
+
+@pytest.mark.parametrize(
+    "error, needle",
+    [
+        (
+            ConnectionError("Couldn't reach 'EleutherAI/x' on the Hub"),
+            "run where the Hub is reachable",
+        ),
+        (__import__("dlm").DlmUserError("model_args: mc_num must be at least 1"), "mc_num"),
+    ],
+)
+def test_lm_eval_offline_or_a_bad_model_arg_is_one_line(monkeypatch, capsys, error, needle):
+    import lm_eval.__main__
+
+    from dlm.cli.eval_lm import run_lm_eval
+
+    def fails():
+        raise error
+
+    monkeypatch.setattr(lm_eval.__main__, "cli_evaluate", fails)
+    assert run_lm_eval(["--model", "dlm", "--tasks", "x"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert (
+        len(lines) == 1 and lines[0].startswith("dlm eval lm-eval: error: ") and needle in lines[0]
+    )

@@ -72,9 +72,33 @@ def run_lm_eval(argv: Sequence[str] | None = None) -> int:
         cli_evaluate()
     except SystemExit as done:
         return _exit_code(done.code)
+    except DlmUserError as err:  # a bad model_arg, a checkpoint that is not one, ...
+        print(f"dlm eval lm-eval: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except _OFFLINE as err:  # the task's data set is not cached and the Hub is unreachable
+        print(
+            f"dlm eval lm-eval: error: {' '.join(str(err).split())}: lm-eval downloads each "
+            "task's data set from the Hugging Face Hub; run where the Hub is reachable, or fill "
+            "the datasets cache first (HF_DATASETS_OFFLINE=1 then reads it)",
+            file=sys.stderr,
+        )
+        return 2
     finally:
         sys.argv = saved
     return 0
+
+
+def _offline_errors() -> tuple[type[BaseException], ...]:
+    """The errors a download raises without a network: the built-in ``ConnectionError``
+    (``datasets``) and ``requests``' own."""
+    try:
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+    except ImportError:
+        return (ConnectionError,)
+    return (ConnectionError, RequestsConnectionError)
+
+
+_OFFLINE = _offline_errors()
 
 
 def main() -> None:
