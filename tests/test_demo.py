@@ -34,3 +34,37 @@ def test_demo_writes_json_and_a_loadable_model(tmp_path, capsys):
         and "diffusion accuracy" in printed
         and "autoregressive accuracy" in printed
     )
+
+
+SMALL = [
+    "optim.max_steps=2",
+    "data.n_train=64",
+    "data.n_eval=4",
+    "model.num_layers=1",
+    "model.hidden_size=32",
+]
+
+
+def test_demo_keeps_its_model_by_default_and_its_closing_command_works(
+    tmp_path, monkeypatch, capsys
+):
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", *SMALL]) == 0
+    assert (tmp_path / "sudoku-model" / "dlm_config.json").is_file()
+    printed = capsys.readouterr().out
+    command = next(
+        line.strip() for line in printed.splitlines() if line.strip().startswith("dlm generate")
+    )
+    argv = shlex.split(command)
+    assert argv[:3] == ["dlm", "generate", "--model"]
+    assert main(argv[1:]) == 0  # pasted as printed: the model's own length and sampler
+    answer = capsys.readouterr().out.strip()
+    assert answer and set(answer) <= set("0123456789")
+
+
+def test_demo_no_save_keeps_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--no-save", *SMALL]) == 0
+    assert not (tmp_path / "sudoku-model").exists()

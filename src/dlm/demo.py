@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
 import shutil
 import tempfile
 import time
@@ -321,7 +322,14 @@ def run_demo(
         if out_dir is not None:
             kept = Path(out_dir)
             _keep_model(Path(result.model_dir), kept)
-            console.print(f"model saved to {kept} (open it with `dlm generate --model {kept}`)")
+            puzzle = prepared.eval_examples[0].prompt
+            command = (
+                f"dlm generate --model {shlex.quote(str(kept))} --prompt {shlex.quote(puzzle)}"
+            )
+            console.print(
+                f"model saved to {kept}; solve a held-out puzzle with it:", highlight=False
+            )
+            console.print(f"  {command}", highlight=False, markup=False, soft_wrap=True)
         total = time.perf_counter() - started
         demo = DemoResult(
             "sudoku",
