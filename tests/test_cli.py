@@ -275,3 +275,10 @@ def test_lm_eval_offline_or_a_bad_model_arg_is_one_line(monkeypatch, capsys, err
     assert (
         len(lines) == 1 and lines[0].startswith("dlm eval lm-eval: error: ") and needle in lines[0]
     )
+
+
+def test_allow_unk_samples_a_prompt_outside_the_alphabet(trained, capsys):
+    argv = ["generate", "--model", str(trained), "--prompt", "12.", "--steps", "1"]
+    assert main(argv) == 2
+    assert "'.' is not in the model's vocabulary" in capsys.readouterr().err
+    assert main([*argv, "--allow-unk"]) == 0

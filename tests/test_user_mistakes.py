@@ -176,6 +176,17 @@ MISTAKES = {
         GEN + " --batch-size two", "--batch-size takes a whole number"
     ),
     "generate-no-model": m("generate --prompt 12", "--model"),
+    "generate-prompt-outside-the-alphabet": m(
+        "generate --model {model} --prompt 1.x2",
+        "--prompt: '.', 'x' are not in the model's vocabulary",
+    ),
+    "generate-input-outside-the-alphabet": m(
+        "generate --model {model} --input {tmp}/letters.jsonl --output {tmp}/existing.jsonl",
+        "letters.jsonl record 2: 'a', 'b' are not in the model's vocabulary",
+        lambda tmp, model: (tmp / "letters.jsonl").write_text(
+            '{"prompt": "12"}\n{"prompt": "ab"}\n'
+        ),
+    ),
     # the sampler flags (SamplerSettings' ranges), checked before the model loads
     "generate-temperature-negative": m(GEN + " --temperature -1", "--temperature"),
     "generate-top-p-above-one": m(GEN + " --top-p 1.5", "--top-p"),

@@ -27,6 +27,7 @@ __all__ = [
     "add_sampler_options",
     "add_task_selection",
     "check_output_dir",
+    "refuse_unknown_tokens",
     "check_output_path",
     "check_sampler_flags",
     "int_at_least",
@@ -128,6 +129,36 @@ def load_model_and_tokenizer(path: str) -> tuple[DiffusionLM, PreTrainedTokenize
             "tokenizer (model.save_pretrained(path, tokenizer))"
         )
     return model, tokenizer
+
+
+def refuse_unknown_tokens(tokenizer, prompts: list[str], where: list[str]) -> None:
+    """A ``DlmUserError`` naming the pieces of a prompt the tokenizer reads as its unknown
+    token (``where[i]`` says where prompt i came from): a Sudoku model given ``120...`` would
+    otherwise read each ``.`` as [UNK] and answer nonsense without a word."""
+    unk = tokenizer.unk_token_id
+    if unk is None:
+        return
+    for text, origin in zip(prompts, where, strict=True):
+        try:
+            encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            spans = encoded["offset_mapping"]
+        except (NotImplementedError, ValueError, TypeError):  # a slow tokenizer has no offsets
+            encoded, spans = tokenizer(text, add_special_tokens=False), None
+        ids = encoded["input_ids"]
+        if unk not in ids:
+            continue
+        pieces = (
+            sorted({text[a:b] for i, (a, b) in zip(ids, spans, strict=True) if i == unk})
+            if spans
+            else []
+        )
+        shown = ", ".join(repr(p) for p in pieces) if pieces else "some of its text"
+        verb = "is" if len(pieces) <= 1 else "are"
+        raise DlmUserError(
+            f"{origin}: {shown} {verb} not in the model's vocabulary (each would be read as "
+            f"{tokenizer.unk_token}); write the prompt in the model's alphabet, or pass "
+            "--allow-unk to sample anyway"
+        )
 
 
 def sampler_options(args: argparse.Namespace) -> dict[str, Any]:

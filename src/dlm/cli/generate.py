@@ -25,6 +25,7 @@ from .common import (
     check_sampler_flags,
     load_model_and_tokenizer,
     positive_int,
+    refuse_unknown_tokens,
     resolve_sampler,
 )
 
@@ -59,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--stream", action="store_true", help="show the canvas filling in, step by step"
+    )
+    parser.add_argument(
+        "--allow-unk",
+        action="store_true",
+        help="sample even when a prompt holds text outside the model's vocabulary",
     )
     parser.add_argument(
         "--print-settings",
@@ -121,6 +127,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.chat:
         records = apply_chat_template(tokenizer, records)
+    if not args.allow_unk:
+        where = (
+            ["--prompt"]
+            if args.prompt is not None
+            else [f"{args.input} record {i}" for i in range(1, len(records) + 1)]
+        )
+        refuse_unknown_tokens(tokenizer, [str(r["prompt"]) for r in records], where)
     settings = resolved.settings
     if args.stream:
         return _stream(model, tokenizer, records, settings)
