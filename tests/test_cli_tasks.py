@@ -236,3 +236,21 @@ def test_eval_metric_values_on_scripted_answers(tmp_path, capsys, monkeypatch):
     }
     printed = capsys.readouterr().out
     assert "     all    50.0%   100.0%" in printed
+
+
+def test_eval_save_examples_writes_each_answer_and_its_verdict(path_model, tmp_path, capsys):
+    """The saved examples agree with the report: the same verdicts, buckets and metrics."""
+    saved, report_path = tmp_path / "examples.jsonl", tmp_path / "report.json"
+    argv = ["eval", "--model", str(path_model), "--steps", "4", "--json", str(report_path)]
+    assert main([*argv, "--metric", "verify,paper", "--save-examples", str(saved)]) == 0
+    records = [json.loads(line) for line in saved.read_text().splitlines()]
+    report = json.loads(report_path.read_text())
+    assert len(records) == report["n_eval"]
+    assert set(records[0]) == {"prompt", "target", "output", "correct", "bucket", "metrics"}
+    assert sum(r["correct"] for r in records) == report["correct"]
+    for label, bucket in report["buckets"].items():
+        mine = [r for r in records if r["bucket"] == label]
+        assert len(mine) == bucket["n"] and sum(r["correct"] for r in mine) == bucket["correct"]
+    paper = sum(r["metrics"]["paper"] for r in records) / len(records)
+    assert paper == pytest.approx(report["metrics"]["paper"])
+    assert all(r["metrics"]["verify"] == r["correct"] for r in records)

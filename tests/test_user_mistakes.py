@@ -228,6 +228,7 @@ MISTAKES = {
     "no-tokenizer": m(BAD, "tokenizer", _no_tokenizer),
     # dlm eval
     "eval-json-is-a-folder": m(EVAL + " --json {tmp}/folder", "--json"),
+    "eval-save-examples-is-a-folder": m(EVAL + " --save-examples {tmp}/folder", "--save-examples"),
     "eval-json-under-a-file": m(EVAL + " --json {tmp}/existing.jsonl/r.json", "--json"),
     "eval-batch-size-zero": m(EVAL + " --batch-size 0", "--batch-size"),
     "eval-samples-zero": m(EVAL + " --samples 0", "--samples"),

@@ -12,7 +12,8 @@ examples are that recipe's held-out split, regenerated from its seed (never seen
 With ``--task`` and no ``--data``, examples are generated from ``--seed-data`` (default 1): held
 out only from a model whose training data came from another seed.
 Prints the accuracy, the accuracy per bucket and the sampler's cost, and writes the report as
-JSON with ``--json PATH``. ``--metric NAME`` (repeatable, or a comma list) adds a table of the
+JSON with ``--json PATH``; ``--save-examples FILE.jsonl`` writes every example with the
+model's answer, its verdict, bucket and metrics, so failures can be looked at. ``--metric NAME`` (repeatable, or a comma list) adds a table of the
 task's named metrics (``verify``, the strict check, and each paper metric such as Countdown's
 ``lenient`` or Sudoku's ``cell_accuracy``) overall and per bucket; an unknown name is an error
 that lists the task's metrics. ``--json`` and every flag are checked before the examples are
@@ -77,6 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-passes", type=positive_int, default=12, help="passes per answer with --multipass"
     )
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON")
+    parser.add_argument(
+        "--save-examples",
+        metavar="FILE.jsonl",
+        help="write each example's prompt, target, answer, verdict, bucket and metrics",
+    )
     parser.add_argument(
         "--metric",
         action="append",
@@ -148,13 +154,41 @@ def _print_metrics(report) -> None:
         print(f"  {label:>{width}}{cells}")
 
 
+def example_records(task, examples, answers: list[str], metrics: list[str]) -> list[dict]:
+    """One record per example: what it asked, what was right, what the model answered (the
+    scored answer: the vote with ``--vote``, else the first sample), the strict verdict, its
+    bucket and each asked-for metric."""
+    from dlm.evaluation.task_eval import resolve_metrics
+
+    scorers = resolve_metrics(task, metrics)
+    records = []
+    for example, answer in zip(examples, answers, strict=True):
+        scores = {name: score(example, answer) for name, score in scorers.items()}
+        records.append(
+            {
+                "prompt": example.prompt,
+                "target": example.target,
+                "output": answer,
+                "correct": bool(task.verify(example, answer)),
+                "bucket": task.bucket(example),
+                "metrics": {
+                    k: (bool(v) if isinstance(v, bool) else float(v)) for k, v in scores.items()
+                },
+            }
+        )
+    return records
+
+
 def run_eval(args: argparse.Namespace) -> int:
+    from dlm.data import write_jsonl
     from dlm.evaluation import evaluate_task
     from dlm.evaluation.task_eval import resolve_metrics
 
     model_dir = Path(args.model)
     check_sampler_flags(args)
     out = check_output_path(args.json, "--json") if args.json else None
+    if args.save_examples:
+        check_output_path(args.save_examples, "--save-examples")
     task, options, examples = _task_and_examples(args, model_dir)
     metrics = metric_names(args.metric)
     resolve_metrics(task, metrics)  # an unknown name fails before the model loads
@@ -198,6 +232,9 @@ def run_eval(args: argparse.Namespace) -> int:
     if out is not None:
         atomic_write_text(out, json.dumps(result, indent=2) + "\n")
         print(f"report written to {out}")
+    if args.save_examples:
+        write_jsonl(args.save_examples, example_records(task, examples, report.answers, metrics))
+        print(f"{len(examples)} examples written to {args.save_examples}")
     return 0
 
 
