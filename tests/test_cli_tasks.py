@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 
 import pytest
 
@@ -254,3 +256,39 @@ def test_eval_save_examples_writes_each_answer_and_its_verdict(path_model, tmp_p
     paper = sum(r["metrics"]["paper"] for r in records) / len(records)
     assert paper == pytest.approx(report["metrics"]["paper"])
     assert all(r["metrics"]["verify"] == r["correct"] for r in records)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_eval_and_generate_show_progress_on_a_terminal_only(
+    path_model, tmp_path, monkeypatch, terminal
+):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": "1234"}) + "\n" for _ in range(3)))
+    runs = {
+        "eval": ["eval", "--model", str(path_model), "--steps", "2", "--n", "4"],
+        "generate": [
+            "generate",
+            "--model",
+            str(path_model),
+            "--input",
+            str(prompts),
+            "--output",
+            str(tmp_path / "out.jsonl"),
+            "--steps",
+            "2",
+        ],
+    }
+    for name, argv in runs.items():
+        stream = _Terminal() if terminal else io.StringIO()
+        monkeypatch.setattr(sys, "stderr", stream)
+        assert main(argv) == 0
+        text = stream.getvalue()
+        unit = "ex/s" if name == "eval" else "prompt/s"
+        assert (unit in text) == terminal, (name, text)
+        if name == "eval" and terminal:
+            assert "eval path" in text and "4/4" in text and "acc=" in text

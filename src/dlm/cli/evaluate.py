@@ -209,6 +209,7 @@ def run_eval(args: argparse.Namespace) -> int:
         multipass=args.multipass,
         max_passes=args.max_passes,
         metrics=metrics,
+        progress=True,
         **sampler,
     )
     result = {"model": str(model_dir), "task_options": options, **report.to_json()}

@@ -104,6 +104,8 @@ def apply_chat_template(tokenizer, records: list[dict]) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
     from dlm.data import DataError, write_jsonl
     from dlm.evaluation import batch_prompts, decode_answers
     from dlm.sampling import generate
@@ -138,17 +140,21 @@ def run(args: argparse.Namespace) -> int:
     if args.stream:
         return _stream(model, tokenizer, records, settings)
     results = []
+    # a bar over the prompts on a terminal (tqdm's disable=None: silent in a pipe or a log)
+    bar = tqdm(total=len(records), desc="generate", unit="prompt", disable=None, dynamic_ncols=True)
     for start in range(0, len(records), args.batch_size):
         chunk = records[start : start + args.batch_size]
         input_ids, mask = batch_prompts(tokenizer, [str(r["prompt"]) for r in chunk])
         out = generate(model, input_ids, mask, settings=settings)
         for record, text in zip(chunk, decode_answers(tokenizer, out.generated), strict=True):
             results.append({**record, "output": text})
-        print(
+        bar.update(len(chunk))
+        tqdm.write(
             f"batch of {len(chunk)}: {out.nfe} forward passes, {out.wall_time:.2f}s, "
             f"{out.tokens_per_second:.0f} generated tokens/s",
             file=sys.stderr,
         )
+    bar.close()
     if args.output:
         write_jsonl(args.output, results)
     else:

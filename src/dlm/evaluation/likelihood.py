@@ -259,7 +259,8 @@ def _mc_samples(
         from tqdm.auto import tqdm
 
         total = math.ceil(len(order) * mc_num / batch_size)
-        chunks = tqdm(chunks, total=total, desc="ELBO", unit="batch")
+        # disable=None: a bar on a terminal only, silent in a pipe or a log
+        chunks = tqdm(chunks, total=total, desc="ELBO", unit="batch", disable=None)
     for chunk in chunks:
         for piece, values in zip(chunk, _score_chunk(model, chunk, mask_id), strict=True):
             parts[piece.pair].append(values)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from dlm.data import encode_prompts
@@ -210,6 +211,7 @@ def evaluate_task(
     multipass: bool = False,
     max_passes: int = 12,
     metrics: Sequence[str] | None = None,
+    progress: bool = False,
     **sampler: Any,
 ) -> TaskReport:
     """Sample answers for every example and verify them; ``sampler`` goes to ``generate``.
@@ -223,6 +225,9 @@ def evaluate_task(
     ``metrics`` names the task's metrics to report (default: ``"verify"``); each is scored on
     the same answers as the accuracy (every sample, or the voted answer) and averaged overall
     (``report.metrics``) and per bucket (``report.bucket_metrics``).
+
+    ``progress`` draws a bar on stderr (examples done, examples/s, the running accuracy) when
+    stderr is a terminal; in a pipe or a log it stays silent.
     """
     chosen = resolve_metrics(task, metrics)
     if not examples:
@@ -243,6 +248,13 @@ def evaluate_task(
     scores: dict[str, list[float]] = {name: [] for name in chosen}
     sample_hits = 0
     nfe, seconds, generated = 0, 0.0, 0
+    bar = tqdm(
+        total=len(examples),
+        desc=f"eval {task.name}",
+        unit="ex",
+        disable=None if progress else True,  # None: only on a terminal
+        dynamic_ncols=True,
+    )
     for start in range(0, len(examples), per_batch):
         chunk = examples[start : start + per_batch]
         repeated = [e for e in chunk for _ in range(samples)]
@@ -258,6 +270,9 @@ def evaluate_task(
             scored = [answers[-1]] if vote else mine
             for name, metric in chosen.items():
                 scores[name].append(sum(float(metric(example, t)) for t in scored) / len(scored))
+        bar.update(len(chunk))
+        bar.set_postfix(acc=f"{sample_hits / (len(answers) * samples):.1%}", refresh=False)
+    bar.close()
     correct_flags = [bool(task.verify(e, a)) for e, a in zip(examples, answers, strict=True)]
     accuracy = (
         sum(correct_flags) / len(examples) if vote else sample_hits / (len(examples) * samples)
