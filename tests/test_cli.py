@@ -282,3 +282,14 @@ def test_allow_unk_samples_a_prompt_outside_the_alphabet(trained, capsys):
     assert main(argv) == 2
     assert "'.' is not in the model's vocabulary" in capsys.readouterr().err
     assert main([*argv, "--allow-unk"]) == 0
+
+
+def test_train_prints_a_header_with_the_model_size_and_where_things_go(tmp_path, capsys):
+    from dlm.models import DiffusionLM
+
+    argv = ["train", "recipes/sudoku/diffusion.yaml", *TINY, "optim.max_steps=1"]
+    assert main([*argv, f"output_dir={tmp_path}"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    params = sum(p.numel() for p in DiffusionLM.from_pretrained(tmp_path / "model").parameters())
+    assert header.startswith("dlm train: sft on sudoku, ") and f"{params:,} parameters" in header
+    assert f"tensorboard --logdir {tmp_path / 'logs'}" in header and "from step 0" in header

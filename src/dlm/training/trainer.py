@@ -206,6 +206,20 @@ class Trainer:
                 f"resume: the learning-rate schedule is rebuilt from step {step} (lr now {rates[0]:.3g})"
             )
 
+    def _header(self, step: int) -> str:
+        """What this run is, printed once before its first step."""
+        cfg, acc = self.config, self.accelerator
+        params = sum(p.numel() for p in self.unwrapped.parameters())
+        data = cfg.data.task or cfg.data.corpus or cfg.data.train_file
+        start = f"resuming at step {step}" if step else "from step 0"
+        return (
+            f"dlm train: {cfg.objective} on {data}, {params:,} parameters, "
+            f"{len(self.train_data)} sequences of {self.train_data.seq_len} tokens, "
+            f"{cfg.optim.max_steps} steps ({start}) on {acc.num_processes} process(es), "
+            f"{acc.device.type}; recipe and checkpoints in {self.output_dir}; "
+            f"curves: tensorboard --logdir {self.output_dir / 'logs'}"
+        )
+
     # ------------------------------------------------------------------ loop
     def fit(self) -> TrainResult:
         cfg, acc = self.config, self.accelerator
@@ -262,6 +276,8 @@ class Trainer:
             self._write_config(self.output_dir)
         acc.wait_for_everyone()
         acc.init_trackers("logs")
+        if acc.is_main_process:
+            print(self._header(step), flush=True)
 
         tokens_per_step = (
             opt_cfg.batch_size * opt_cfg.grad_accum * acc.num_processes * self.train_data.seq_len
