@@ -288,7 +288,8 @@ def test_resuming_with_another_number_of_processes_is_refused(run_dir):
     from dlm.training.resume import resolve_resume
 
     cfg = tiny_config(run_dir, "resume=latest", "optim.scheduler=linear")
-    assert resolve_resume(cfg, num_processes=1)[0].name == "checkpoint-6"
+    resume = resolve_resume(cfg, num_processes=1)
+    assert resume.path.name == "checkpoint-6" and resume.step == 6
     with pytest.raises(
         ConfigError, match=r"that run had 1 processes and this one has 2.*--num_processes 1"
     ):

@@ -49,6 +49,7 @@ __all__ = [
     "CheckpointError",
     "checkpoint_dir",
     "temporary_dir",
+    "clear_temporary",
     "list_checkpoints",
     "latest_checkpoint",
     "previous_checkpoint",
@@ -85,6 +86,14 @@ def checkpoint_dir(output_dir: Path, step: int) -> Path:
 def temporary_dir(final: Path) -> Path:
     """Where the folder ``final`` is written before it is complete."""
     return final.with_name(TMP_PREFIX + final.name)
+
+
+def clear_temporary(final: Path) -> Path:
+    """``final``'s temporary folder, emptied of what an earlier, interrupted write left."""
+    tmp = temporary_dir(final)
+    if tmp.exists():
+        discard_dir(tmp)
+    return tmp
 
 
 # ---------------------------------------------------------------------- completeness

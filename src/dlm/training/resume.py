@@ -13,6 +13,7 @@ now is compared with it, field by field, before anything of the run directory is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from dlm.config import ConfigError, to_dict
 from . import checkpoints as ckpt
 from .config import TrainConfig
 
-__all__ = ["RESUMABLE", "resolve_resume", "resume_changes", "flatten"]
+__all__ = ["RESUMABLE", "Resume", "resolve_resume", "resume_changes", "flatten"]
 
 #: Dotted fields a resumed run may set to new values.
 RESUMABLE = frozenset(
@@ -78,11 +79,24 @@ def resume_changes(saved: dict[str, Any], config: TrainConfig, checkpoint: str) 
     return changes
 
 
+@dataclass(frozen=True)
+class Resume:
+    """Where a resumed run starts: the checkpoint, its trainer state and the allowed changes."""
+
+    path: Path
+    state: dict[str, Any]
+    changes: dict[str, tuple]
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+
 def resolve_resume(
     config: TrainConfig, *, early: bool = False, num_processes: int | None = None
-) -> tuple[Path | None, dict[str, tuple]]:
-    """The checkpoint ``config.resume`` names (None: start at step 0) and the allowed changes
-    against its recipe; a clear error for an incomplete checkpoint, a change that may not be
+) -> Resume | None:
+    """The checkpoint ``config.resume`` names, read once (None: start at step 0), with the
+    allowed changes against its recipe; a clear error for an incomplete checkpoint, a change that may not be
     made, a ``max_steps`` the checkpoint is already past, or another number of processes.
 
     Reads only. ``dlm.training.train`` calls it ``early``, before preparing any data: then a
@@ -91,15 +105,15 @@ def resolve_resume(
     """
     resume = config.resume
     if resume is None:
-        return None, {}
+        return None
     if resume == "latest":
         path = ckpt.latest_checkpoint(Path(config.output_dir))
         if path is None:
-            return None, {}
+            return None
     else:
         path = Path(resume)
         if early and not ckpt.is_complete(path):
-            return None, {}
+            return None
     state = ckpt.read_trainer_state(path)  # a clear error when it is not a complete checkpoint
     step = int(state["step"])
     if config.optim.max_steps < step:
@@ -115,6 +129,9 @@ def resolve_resume(
             f"with {saved_processes} (accelerate launch --num_processes {saved_processes})"
         )
     saved = path / "train_config.yaml"
-    if not saved.is_file():
-        return path, {}
-    return path, resume_changes(yaml.safe_load(saved.read_text()) or {}, config, str(path))
+    changes = (
+        resume_changes(yaml.safe_load(saved.read_text()) or {}, config, str(path))
+        if saved.is_file()
+        else {}
+    )
+    return Resume(path, state, changes)

@@ -23,7 +23,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
-from dlm.atomic import atomic_write_text, discard_dir, fault_point
+from dlm.atomic import atomic_write_text, fault_point
 from dlm.config import ConfigError, to_dict
 from dlm.data import BatchOrder, SequenceData
 from dlm.errors import DlmUserError
@@ -117,8 +117,8 @@ class Trainer:
         acc = self.accelerator
         final = ckpt.checkpoint_dir(self.output_dir, step)
         tmp = ckpt.temporary_dir(final)
-        if acc.is_main_process and tmp.exists():
-            discard_dir(tmp)
+        if acc.is_main_process:
+            ckpt.clear_temporary(final)
         acc.wait_for_everyone()
         with quiet_libraries():  # accelerate's tied-head warning, once per checkpoint
             acc.save_state(str(tmp))
@@ -137,9 +137,7 @@ class Trainer:
     def _save_model(self) -> Path:
         final = self.output_dir / "model"
         if self.accelerator.is_main_process:
-            tmp = ckpt.temporary_dir(final)
-            if tmp.exists():
-                discard_dir(tmp)
+            tmp = ckpt.clear_temporary(final)
             self.unwrapped.save_pretrained(tmp, self.tokenizer)
             # The recipe travels with the model: `dlm eval` finds the task and its held-out split.
             self._write_config(tmp)
@@ -230,8 +228,9 @@ class Trainer:
             if cfg.resume not in (None, "latest") and Path(cfg.resume).parent.is_dir():
                 ckpt.recover(Path(cfg.resume).parent, self._notice)  # a run in another folder
         acc.wait_for_everyone()
-        resume_from, changes = resolve_resume(cfg, num_processes=acc.num_processes)
-        if cfg.resume == "latest" and resume_from is None:
+        resume = resolve_resume(cfg, num_processes=acc.num_processes)
+        changes = resume.changes if resume is not None else {}
+        if cfg.resume == "latest" and resume is None:
             self._notice(
                 f"resume=latest: no complete checkpoint in {self.output_dir} yet; starting at step 0"
             )
@@ -262,12 +261,11 @@ class Trainer:
         )
         step = 0
         last_ckpt = None
-        if resume_from is not None:
-            state = ckpt.read_trainer_state(resume_from)
-            self._load_state(resume_from)
-            step = int(state["step"])
-            order.load_state_dict(state["data"])
-            last_ckpt = resume_from
+        if resume is not None:
+            self._load_state(resume.path)
+            step = resume.step
+            order.load_state_dict(resume.state["data"])
+            last_ckpt = resume.path
             self._apply_resumed_optimizer(optimizer, scheduler, step, changes)
         # only now, with the resume validated and loaded, is the run directory written
         self.output_dir.mkdir(parents=True, exist_ok=True)
