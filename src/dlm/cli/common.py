@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from dlm.sampling import ResolvedSettings
 
 __all__ = [
+    "add_quiet_option",
+    "progress_disable",
     "add_sampler_options",
     "add_task_selection",
     "check_output_dir",
@@ -39,6 +41,18 @@ __all__ = [
     "sampler_options",
     "task_names",
 ]
+
+
+def add_quiet_option(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress bars (they already stay silent when stderr is not a terminal)."""
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars (none is shown in a pipe anyway)"
+    )
+
+
+def progress_disable(args: argparse.Namespace) -> bool | None:
+    """tqdm's ``disable=``: True under ``--quiet``, else None (a bar on a terminal only)."""
+    return True if getattr(args, "quiet", False) else None
 
 
 def int_at_least(low: int) -> Callable[[str], int]:
