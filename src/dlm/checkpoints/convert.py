@@ -5,6 +5,10 @@ safetensors plus ``dlm_config.json``) and, when the source has one, its tokenize
 ``save_pretrained`` with the mask token set. Tokenizers that name remote-code classes (Dream's
 ``DreamTokenizer``) are read with the built-in class they wrap. The directory is written under
 a temporary name and renamed at the end, so a failed conversion leaves nothing half-written.
+
+``convert(..., progress=step)`` calls ``step(what)`` as each of its ``CONVERT_STEPS`` starts
+(reading the weights, reading the tokenizer, writing the destination), so a caller can show
+a bar over them (``dlm convert`` does, on a terminal).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +29,12 @@ from dlm.models.diffusion_lm import DiffusionLM, NotADlmCheckpointError
 
 from .detect import detect_format
 from .load import load_published
+from .weights import weight_files
 
-__all__ = ["ConvertResult", "convert", "load_tokenizer"]
+__all__ = ["CONVERT_STEPS", "ConvertResult", "convert", "load_tokenizer"]
+
+#: What ``convert`` does, in order; its ``progress`` is called once as each one starts.
+CONVERT_STEPS = ("read the weights", "read the tokenizer", "write the dlm checkpoint")
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 _TOKENIZER_JSON = (
@@ -107,15 +116,36 @@ def _write(model: DiffusionLM, tokenizer: PreTrainedTokenizerBase | None, dst: P
             shutil.rmtree(tmp)
 
 
+def _weights_size(src: Path) -> str:
+    """What the weights of ``src`` are: "2 files, 15.2 GB" (MB below a gigabyte)."""
+    files = weight_files(src)
+    size = sum(path.stat().st_size for path in files)
+    shown = f"{size / 1e9:,.1f} GB" if size >= 1e9 else f"{size / 1e6:,.1f} MB"
+    return f"{len(files)} file{'s' if len(files) != 1 else ''}, {shown}"
+
+
 def convert(
-    src: str | os.PathLike, dst: str | os.PathLike, *, dtype: torch.dtype | None = None
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    dtype: torch.dtype | None = None,
+    progress: Callable[[str], object] | None = None,
 ) -> ConvertResult:
-    """Write the checkpoint in ``src`` (any format ``detect_format`` knows) to ``dst`` as dlm."""
+    """Write the checkpoint in ``src`` (any format ``detect_format`` knows) to ``dst`` as dlm.
+
+    ``progress`` (None: nothing) is called with a line on each of ``CONVERT_STEPS`` as it
+    starts: ``"read the weights (2 files, 15.2 GB)"``, then the other two by their names.
+    """
     src, dst = Path(src), Path(dst)
+    step = progress if progress is not None else (lambda what: None)
     _destination_ready(dst)
     fmt = detect_format(src)
+    read, tokenize, write = CONVERT_STEPS
+    step(f"{read} ({_weights_size(src)})")
     model = load_published(src, dtype=dtype)
+    step(tokenize)
     tokenizer = load_tokenizer(src, fmt, model.config.mask_token_id)
+    step(write)
     _write(model, tokenizer, dst)
     return ConvertResult(
         source=src,

@@ -7,7 +7,8 @@ A masked diffusion LM has no exact likelihood; this reports the Monte Carlo ELBO
 perplexity bound exp(NLL) and their standard errors. Text comes from a ``.txt`` file
 (documents separated by blank lines) or a ``.jsonl`` file's ``text`` field; each document is
 cut into windows of ``seq_len`` tokens. A causal (AR twin) checkpoint gets its exact value.
-``--json`` is checked before the model loads; the report is written atomically.
+``--json`` is checked before the model loads; the report is written atomically. A bar on
+stderr follows the Monte Carlo batches on a terminal (none in a pipe, none with ``--quiet``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from typing import Any
 from dlm.atomic import atomic_write_text
 from dlm.errors import DlmUserError
 
-from .common import check_output_path, load_model_and_tokenizer, non_negative_int, positive_int
+from .common import (
+    add_quiet_option,
+    check_output_path,
+    load_model_and_tokenizer,
+    non_negative_int,
+    positive_int,
+)
 
 __all__ = ["DESCRIPTION", "add_arguments", "format_report", "run", "run_eval_ppl"]
 
@@ -44,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON")
+    add_quiet_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         context=args.context,
         seed=args.seed,
         device=args.device,
+        progress=not args.quiet,
     )
 
 
@@ -83,9 +92,11 @@ def run_eval_ppl(
     context: int = 0,
     seed: int = 0,
     device: str | None = None,
+    progress: bool = False,
 ) -> int:
     """Print (and with ``json_path`` write) the perplexity bound; ``seq_len`` defaults to the
-    model's positions. Returns the exit status."""
+    model's positions; ``progress``: a bar over the batches on a terminal. Returns the exit
+    status."""
     import torch
 
     from dlm.data import read_text_documents
@@ -107,6 +118,7 @@ def run_eval_ppl(
         batch_size=batch_size,
         context=context,
         seed=seed,
+        progress=progress,
     )
     report = {"model": str(model_dir), "data": str(data_file), **report}
     print(format_report(report))

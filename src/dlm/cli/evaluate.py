@@ -18,6 +18,17 @@ task's named metrics (``verify``, the strict check, and each paper metric such a
 ``lenient`` or Sudoku's ``cell_accuracy``) overall and per bucket; an unknown name is an error
 that lists the task's metrics. ``--json`` and every flag are checked before the examples are
 made and the model loads; the report is written atomically.
+
+Examples of another task are refused before anything is sampled, each with a one-line error:
+``--task OTHER`` for a model whose ``train_config.yaml`` names its task; a ``--data`` file none
+of whose first examples' gold targets passes the evaluated task's check (the error names the
+task whose check they do pass); and, once the tokenizer is read, a prompt holding characters
+outside the model's vocabulary. ``--force-task`` evaluates another task's examples anyway
+(the vocabulary check stays; ``--allow-unk`` lifts it).
+
+A bar on stderr follows the examples being made (a recipe's held-out split is regenerated
+from its seed) and then the evaluation (examples, examples/s, running accuracy), on a
+terminal only: none in a pipe or a log, none with ``--quiet``.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from dlm.atomic import atomic_write_text
 from dlm.errors import DlmUserError
 
 from .common import (
+    add_quiet_option,
     add_sampler_options,
     add_task_selection,
     check_output_path,
@@ -37,10 +49,15 @@ from .common import (
     load_model_and_tokenizer,
     parse_options,
     positive_int,
+    progress_disable,
+    refuse_unknown_tokens,
     sampler_options,
 )
 
-__all__ = ["HELP", "add_arguments", "run", "run_eval"]
+__all__ = ["CHECKED_EXAMPLES", "HELP", "add_arguments", "run", "run_eval"]
+
+#: How many of a --data file's first examples are checked against the evaluated task.
+CHECKED_EXAMPLES = 16
 
 HELP = (
     "verified task accuracy of a checkpoint, per bucket "
@@ -90,6 +107,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a metric of the task to report overall and per bucket (repeatable or a comma "
         "list; default: verify, the strict check; e.g. lenient for countdown)",
     )
+    parser.add_argument(
+        "--force-task",
+        action="store_true",
+        help="evaluate examples of another task than the one the model was trained on",
+    )
+    parser.add_argument(
+        "--allow-unk",
+        action="store_true",
+        help="evaluate even when a prompt holds text outside the model's vocabulary",
+    )
+    add_quiet_option(parser)
     add_sampler_options(parser, max_new_tokens=None)
 
 
@@ -102,12 +130,86 @@ def _recipe_of(model_dir: Path):
     return None
 
 
+def _check_task_name(args: argparse.Namespace, trained_on: str | None) -> None:
+    """Refuse ``--task OTHER`` for a model trained on a task (unless ``--force-task``)."""
+    if args.force_task or args.task is None or trained_on is None or args.task == trained_on:
+        return
+    raise DlmUserError(
+        f"this model was trained on {trained_on}, not {args.task} (--task {args.task}); drop "
+        f"--task to evaluate {trained_on}, or pass --force-task to evaluate {args.task} anyway"
+    )
+
+
+def _passes(task, example) -> bool:
+    """Whether ``example``'s gold target passes ``task``'s check (a foreign prompt that the
+    verifier cannot read does not)."""
+    try:
+        return bool(task.verify(example, example.target))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False
+
+
+def _tasks_passing(examples: list, exclude: str) -> list[str]:
+    """The registered tasks (default options) whose check every one of ``examples`` passes."""
+    from dlm.tasks import TASKS, get_task
+
+    names = [name for name in sorted(TASKS) if name != exclude]
+    return [name for name in names if all(_passes(get_task(name), e) for e in examples)]
+
+
+def _check_data_task(task, examples: list, path: str, trained_on: str | None) -> None:
+    """Refuse a data file none of whose first examples is one of ``task``'s, naming the task
+    they do belong to when one registered task's check passes them all."""
+    sample = examples[:CHECKED_EXAMPLES]
+    if not sample or any(_passes(task, e) for e in sample):
+        return
+    name = task.name
+    expected = (
+        f"this model was trained on {name}" if trained_on == name else f"--task {name} was asked"
+    )
+    others = _tasks_passing(sample, exclude=name)
+    holds = f"holds {' or '.join(others)} examples" if others else f"holds no examples of {task!r}"
+    raise DlmUserError(
+        f"--data {path} {holds}, but {expected}: none of its first {len(sample)} targets "
+        f"passes {name}'s check; evaluate {name} examples (dlm task make {name}, with the "
+        "model's --split/--option), or pass --force-task to evaluate these anyway"
+    )
+
+
+def _examples_bar(args: argparse.Namespace, total: int, name: str):
+    """A bar over the examples being made, on a terminal only (none with --quiet)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        desc=f"make {name} examples",
+        unit="ex",
+        disable=progress_disable(args),
+        dynamic_ncols=True,
+    )
+
+
+def _make_examples(args: argparse.Namespace, task, recipe) -> list:
+    """The recipe's held-out split (regenerated from its seed) or ``--seed-data`` examples."""
+    from dlm.tasks.base import generate_with_progress, held_out_with_progress
+
+    if args.task is None and recipe is not None:
+        data = recipe.data
+        n_test = args.n or data.n_eval
+        with _examples_bar(args, data.n_train + n_test, task.name) as bar:
+            return held_out_with_progress(task, data.n_train, n_test, data.seed, bar.update)[1]
+    with _examples_bar(args, args.n or 200, task.name) as bar:
+        return generate_with_progress(task, args.n or 200, args.seed_data, bar.update)
+
+
 def _task_and_examples(args: argparse.Namespace, model_dir: Path):
     from dlm.data import read_jsonl
     from dlm.tasks import Example, get_task
     from dlm.tasks.splits import split_options
 
     recipe = _recipe_of(model_dir)
+    trained_on = recipe.data.task if recipe is not None else None
+    _check_task_name(args, trained_on)
     if args.task is None:
         if recipe is None or recipe.data.task is None:
             raise DlmUserError(
@@ -124,15 +226,22 @@ def _task_and_examples(args: argparse.Namespace, model_dir: Path):
     task = get_task(name, **options)
     if args.data is not None:
         examples = [Example.from_json(r) for r in read_jsonl(args.data)]
-    elif args.task is None and recipe is not None:
-        data = recipe.data
-        n_test = args.n or data.n_eval
-        _, examples = task.held_out(data.n_train, n_test, seed=data.seed)
     else:
-        examples = task.generate(args.n or 200, seed=args.seed_data)
+        examples = _make_examples(args, task, recipe)
     if args.n is not None:
         examples = examples[: args.n]
+    if args.data is not None and not args.force_task:
+        _check_data_task(task, examples, args.data, trained_on)
     return task, options, examples
+
+
+def _refuse_unknown_prompts(args: argparse.Namespace, tokenizer, examples: list) -> None:
+    """Refuse a prompt the model's tokenizer reads as [UNK] in places (unless --allow-unk)."""
+    if args.allow_unk:
+        return
+    origin = f"--data {args.data}" if args.data is not None else "generated"
+    where = [f"{origin} example {i}" for i in range(1, len(examples) + 1)]
+    refuse_unknown_tokens(tokenizer, [e.prompt for e in examples], where)
 
 
 def metric_names(values: list[str] | None) -> list[str]:
@@ -197,6 +306,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if max_new is None:
         raise DlmUserError(f"task {task.name!r} gives no answer length; pass --max-new-tokens")
     model, tokenizer = load_model_and_tokenizer(args.model)
+    _refuse_unknown_prompts(args, tokenizer, examples)
     report = evaluate_task(
         model,
         tokenizer,
@@ -209,7 +319,7 @@ def run_eval(args: argparse.Namespace) -> int:
         multipass=args.multipass,
         max_passes=args.max_passes,
         metrics=metrics,
-        progress=True,
+        progress=not args.quiet,
         **sampler,
     )
     result = {"model": str(model_dir), "task_options": options, **report.to_json()}

@@ -6,6 +6,8 @@ writes ``train.jsonl`` and ``test.jsonl`` (one ``{"prompt", "target", "meta"}`` 
 line, the layout ``data.train_file`` and ``dlm eval --data`` read) and ``task.json`` (the task
 name and options, so the files can be regenerated exactly). The folder and the three files are
 checked before any example is made; each file is written atomically, ``task.json`` last.
+A bar on stderr counts the examples made, on a terminal only (none in a pipe or with
+``--quiet``).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import json
 from dlm.atomic import atomic_write_text
 
 from .common import (
+    add_quiet_option,
     add_task_selection,
     check_output_dir,
     check_output_path,
     non_negative_int,
     parse_options,
+    progress_disable,
     task_names,
 )
 
@@ -35,9 +39,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=non_negative_int, default=10000, help="training examples")
     parser.add_argument("--n-test", type=non_negative_int, default=1000, help="held-out examples")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--out", metavar="DIR", help="output directory (default data/NAME[-SPLIT])"
-    )
+    parser.add_argument("--out", metavar="DIR", help="output directory (default data/NAME[-SPLIT])")
+    add_quiet_option(parser)
+
+
+def _make_examples(task, args: argparse.Namespace) -> tuple[list, list]:
+    """The task's (train, test) examples, behind a bar over the examples made."""
+    from tqdm.auto import tqdm
+
+    from dlm.tasks.base import held_out_with_progress
+
+    with tqdm(
+        total=args.n + args.n_test,
+        desc=f"make {args.name}",
+        unit="ex",
+        disable=progress_disable(args),
+        dynamic_ncols=True,
+    ) as bar:
+        return held_out_with_progress(task, args.n, args.n_test, args.seed, bar.update)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     task = get_task(args.name, **options)
     for name in ("train.jsonl", "test.jsonl", "task.json"):
         check_output_path(out / name, "--out")
-    train, test = task.held_out(args.n, args.n_test, seed=args.seed)
+    train, test = _make_examples(task, args)
     write_jsonl(out / "train.jsonl", [e.to_json() for e in train])
     write_jsonl(out / "test.jsonl", [e.to_json() for e in test])
     spec = {

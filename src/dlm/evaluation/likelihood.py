@@ -33,6 +33,9 @@ its exact log-likelihood from one forward pass instead, with a standard error of
 
 Every pair draws its masks from its own generator seeded by (``seed``, pair index), so the
 estimates do not depend on ``batch_size`` or on the other pairs in the call.
+
+With ``progress=True`` the Monte Carlo passes draw a bar on stderr (batches done) when stderr
+is a terminal; in a pipe or a log, and with ``progress=False`` (the default), there is none.
 """
 
 from __future__ import annotations
@@ -226,7 +229,8 @@ def elbo_samples(
     longest first so that rows of similar length share a batch. ``model`` is a ``DiffusionLM``
     or any module called as ``model(input_ids, attention_mask)`` returning aligned logits, with
     ``config.mask_token_id``. An empty continuation scores exactly 0. A causal model returns
-    its exact log-likelihood as a one-element tensor.
+    its exact log-likelihood as a one-element tensor. ``progress``: a bar over the batches on
+    a terminal (see the module docstring).
     """
     if mc_num < 1:
         raise DlmUserError(f"mc_num (--mc-num) must be at least 1; got {mc_num}")
@@ -256,16 +260,19 @@ def _mc_samples(
         _pieces(pairs, order, mc_num, seed, stratified), batch_size
     )
     if progress:
-        from tqdm.auto import tqdm
-
-        total = math.ceil(len(order) * mc_num / batch_size)
-        # disable=None: a bar on a terminal only, silent in a pipe or a log
-        chunks = tqdm(chunks, total=total, desc="ELBO", unit="batch", disable=None)
+        chunks = _progress_bar(chunks, math.ceil(len(order) * mc_num / batch_size))
     for chunk in chunks:
         for piece, values in zip(chunk, _score_chunk(model, chunk, mask_id), strict=True):
             parts[piece.pair].append(values)
     zero = torch.zeros(mc_num, dtype=torch.float64)
     return [torch.cat(parts[i]) if i in parts else zero for i in range(len(pairs))]
+
+
+def _progress_bar(chunks: Iterable[list[_Piece]], total: int) -> Iterable[list[_Piece]]:
+    """``chunks`` behind a tqdm bar on stderr; disable=None: drawn on a terminal only."""
+    from tqdm.auto import tqdm
+
+    return tqdm(chunks, total=total, desc="ELBO", unit="batch", disable=None, dynamic_ncols=True)
 
 
 def _summary(values: torch.Tensor, tokens: int, exact: bool) -> ElboEstimate:
@@ -328,9 +335,7 @@ def text_windows(
     c > 0 it conditions on the c tokens before it (a tighter bound, more windows).
     """
     if not 0 <= context < seq_len:
-        raise DlmUserError(
-            f"context (--context) must lie in [0, seq_len={seq_len}); got {context}"
-        )
+        raise DlmUserError(f"context (--context) must lie in [0, seq_len={seq_len}); got {context}")
     start = [] if start_id is None else [int(start_id)]
     if seq_len <= len(start):
         raise DlmUserError(f"seq_len (--seq-len) must exceed the start token; got {seq_len}")
@@ -354,12 +359,14 @@ def perplexity_bound(
     batch_size: int = 32,
     context: int = 0,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Per-token NLL upper bound and perplexity bound exp(NLL) of ``texts``.
 
     Each text is tokenized without special tokens and cut by ``text_windows``; the ELBOs of
     all windows are summed. ``nll_stderr`` combines the windows' independent standard errors;
-    ``perplexity_stderr`` is its delta-method image exp(NLL) * stderr.
+    ``perplexity_stderr`` is its delta-method image exp(NLL) * stderr. ``progress``: a bar
+    over the Monte Carlo batches on a terminal.
     """
     start = start_token_id(tokenizer)
     windows: list[Pair] = []
@@ -371,7 +378,9 @@ def perplexity_bound(
             windows.extend(text_windows(ids, seq_len, start, context))
     if not windows:
         raise DlmUserError("no text to score: every text is empty; give a file with some text")
-    estimates = elbo(model, windows, mc_num=mc_num, batch_size=batch_size, seed=seed)
+    estimates = elbo(
+        model, windows, mc_num=mc_num, batch_size=batch_size, seed=seed, progress=progress
+    )
     tokens = sum(e.tokens for e in estimates)
     nll = -sum(e.elbo for e in estimates) / tokens
     nll_stderr = math.sqrt(sum(e.stderr**2 for e in estimates)) / tokens

@@ -23,10 +23,17 @@ What the trainer, the evaluator and the CLI read from a task (``Task``):
 Most generators draw from an endless seeded stream (``stream(rng)``) and keep the examples
 whose ``distinct_key`` has not been seen; ``take_distinct`` is that loop, and the default
 ``generate`` and ``held_out`` are built on it.
+
+A ``progress`` callback (``Progress``: called with the number of examples just taken, e.g. a
+tqdm bar's ``update``) can follow a long generation: ``take_distinct`` and the default
+``generate`` and ``held_out`` take one (None, the default, costs nothing).
+``held_out_with_progress`` and ``generate_with_progress`` pass it to any task; a task whose
+own ``held_out`` or ``generate`` takes none reports all its examples once they are made.
 """
 
 from __future__ import annotations
 
+import inspect
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -37,12 +44,22 @@ from transformers import PreTrainedTokenizerFast
 
 from dlm.errors import DlmUserError
 
-__all__ = ["Example", "Metric", "Task", "take_distinct"]
+__all__ = [
+    "Example",
+    "Metric",
+    "Progress",
+    "Task",
+    "generate_with_progress",
+    "held_out_with_progress",
+    "take_distinct",
+]
 
 T = TypeVar("T")
 
 #: A metric reads an example and an answer text; True/False or a share in [0, 1].
 Metric = Callable[["Example", str], "float | bool"]
+#: A progress callback: called with the number of examples just taken (a tqdm bar's update).
+Progress = Callable[[int], object]
 
 
 @dataclass(frozen=True)
@@ -83,6 +100,7 @@ def take_distinct(
     what: str = "examples",
     owner: str = "",
     max_repeats: int | None = 10_000,
+    progress: Progress | None = None,
 ) -> tuple[list[T], list[T]]:
     """(train, test) from a seeded stream of items, no ``key`` taken twice.
 
@@ -96,7 +114,8 @@ def take_distinct(
     items.
 
     After ``max_repeats`` skipped items in a row (None: never) the stream is taken to have run
-    out of distinct items and a ``DlmUserError`` names ``owner`` and ``what``.
+    out of distinct items and a ``DlmUserError`` names ``owner`` and ``what``. ``progress``
+    (None: nothing) is called with 1 for every item taken.
     """
     n_train, n_test = _count(n_train, "train"), _count(n_test, "test")
     key_of = key if key is not None else (lambda item: item)  # type: ignore[assignment,return-value]
@@ -127,6 +146,8 @@ def take_distinct(
                 first_related.add(r)
         else:
             second.append(item)
+        if progress is not None:
+            progress(1)
     return train, test
 
 
@@ -140,6 +161,38 @@ def _ran_out(owner: str, what: str, train: list, test: list, n_train: int, n_tes
             f"{n_train} / {n_test} asked"
         )
     return f"{who} {got}; ask for fewer or widen the task's options"
+
+
+def _takes_progress(method: Callable[..., object]) -> bool:
+    return "progress" in inspect.signature(method).parameters
+
+
+def held_out_with_progress(
+    task: Task, n_train: int, n_test: int, seed: int, progress: Progress | None
+) -> tuple[list[Example], list[Example]]:
+    """``task.held_out(n_train, n_test, seed)``, telling ``progress`` of the examples taken:
+    one by one when the task's ``held_out`` takes a ``progress``, else all at the end."""
+    if progress is None:
+        return task.held_out(n_train, n_test, seed)
+    if _takes_progress(task.held_out):
+        return task.held_out(n_train, n_test, seed, progress=progress)
+    train, test = task.held_out(n_train, n_test, seed)
+    progress(len(train) + len(test))
+    return train, test
+
+
+def generate_with_progress(
+    task: Task, n: int, seed: int, progress: Progress | None
+) -> list[Example]:
+    """``task.generate(n, seed)``, telling ``progress`` of the examples taken (one by one when
+    the task's ``generate`` takes a ``progress``, else all at the end)."""
+    if progress is None:
+        return task.generate(n, seed)
+    if _takes_progress(task.generate):
+        return task.generate(n, seed, progress=progress)
+    examples = task.generate(n, seed)
+    progress(len(examples))
+    return examples
 
 
 class Task(ABC):
@@ -189,15 +242,19 @@ class Task(ABC):
         """What a train example must not share with any test example (None: nothing more)."""
         return None
 
-    def generate(self, n: int, seed: int) -> list[Example]:
-        """``n`` distinct examples, identical for identical (``n``, ``seed``, task options)."""
-        return self.held_out(n, 0, seed)[0]
+    def generate(self, n: int, seed: int, *, progress: Progress | None = None) -> list[Example]:
+        """``n`` distinct examples, identical for identical (``n``, ``seed``, task options);
+        ``progress`` (None: nothing) is told of each example as it is taken."""
+        return held_out_with_progress(self, n, 0, seed, progress)[0]
 
-    def held_out(self, n_train: int, n_test: int, seed: int) -> tuple[list[Example], list[Example]]:
+    def held_out(
+        self, n_train: int, n_test: int, seed: int, *, progress: Progress | None = None
+    ) -> tuple[list[Example], list[Example]]:
         """(train, test) from ``seed``: distinct examples, no test example in train.
 
         The default takes test first from ``stream(random.Random(seed))`` and skips any later
-        example whose ``distinct_key`` was taken or whose ``related_key`` is a test one's.
+        example whose ``distinct_key`` was taken or whose ``related_key`` is a test one's;
+        ``progress`` (None: nothing) is told of each example as it is taken.
         """
         return take_distinct(
             self.stream(random.Random(seed)),
@@ -208,6 +265,7 @@ class Task(ABC):
             what=self.unit,
             owner=repr(self),
             max_repeats=self.max_repeats,
+            progress=progress,
         )
 
     # ---- reading answers ----------------------------------------------------------------
