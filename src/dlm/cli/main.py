@@ -8,6 +8,7 @@
     dlm convert SRC DST      (a Dream, Dream-Coder, LLaDA, DiffuGPT or DiffuLLaMA directory)
     dlm eval ppl --model DIR --data FILE [--seq-len N] [--mc-num K]
     dlm eval lm-eval --model dlm --model_args pretrained=DIR,... --tasks ...   (lm-eval's flags)
+    dlm plot RUN... [--tag TAG ...] [--smooth K] [--out FILE.png]   (the TensorBoard curves)
 
 Each subcommand is a module of ``dlm.cli`` with ``add_arguments(parser)`` and
 ``run(args) -> int``. A ``DlmUserError`` (a mistake the user can fix: a flag, a recipe key, a
@@ -29,7 +30,7 @@ from types import ModuleType
 from dlm import __version__
 from dlm.errors import DlmUserError
 
-from . import convert, demo, eval_ppl, evaluate, generate, task_make, train
+from . import convert, demo, eval_ppl, evaluate, generate, plot, task_make, train
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "build_ppl_parser", "main"]
 
@@ -41,6 +42,7 @@ COMMANDS: dict[str, ModuleType | dict[str, ModuleType]] = {
     "convert": convert,
     "task": {"make": task_make},
     "eval": evaluate,
+    "plot": plot,
 }
 _GROUP_HELP = {"task": "work with the offline task generators"}
 _ARGUMENT = re.compile(r"argument ([^:]+): (.*)", re.DOTALL)
