@@ -2,14 +2,19 @@
 
     dlm train recipes/sudoku/diffusion.yaml optim.max_steps=300 output_dir=runs/s
 
-prints one line per logged step when the progress bar is off (``progress=false``) and where
-the model was saved. ``accelerate launch -m dlm.cli.main train ...`` runs it on several
+prints one line per logged step when no progress bar is shown (``progress=false``, or stderr is
+not a terminal) and where
+the model was saved. With ``eval_every=N`` it evaluates every N steps on the held-out split:
+the loss, and for task data the verified accuracy of ``eval_examples`` examples, into
+TensorBoard (``eval/loss``, ``eval/accuracy``, ``eval/accuracy/<bucket>``). ``accelerate launch -m dlm.cli.main train ...`` runs it on several
 processes. The recipe (every value's range) and ``output_dir`` are checked before any work.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -24,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dlm.evaluation import training_evaluators
     from dlm.training import load_train_config, train
 
     from .common import check_output_dir
@@ -31,8 +37,13 @@ def run(args: argparse.Namespace) -> int:
     config = load_train_config(args.recipe, args.overrides)
     check_output_dir(config.output_dir, "output_dir")
 
+    # one process prints (under DDP every rank runs this function; the launchers set RANK).
+    # Not accelerate's PartialState: made before the Accelerator, it would fix the backend.
+    main_process = os.environ.get("RANK", "0") == "0"
+    bar_shown = config.progress and sys.stderr.isatty()
+
     def log_line(step: int, metrics: dict[str, float]) -> None:
-        if not config.progress:  # the progress bar shows these otherwise
+        if main_process and not bar_shown:  # the progress bar shows these otherwise
             ce = f" ce {metrics['ce']:.4f}" if "ce" in metrics else ""
             print(
                 f"step {step}/{config.optim.max_steps} loss {metrics['loss']:.4f}{ce} "
@@ -40,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    result, _ = train(config, callbacks=[log_line])
-    print(
-        f"trained {result.steps} steps in {result.train_seconds:.0f}s; model saved to {result.model_dir}"
-    )
+    result, _ = train(config, callbacks=[log_line], evaluators=training_evaluators)
+    if main_process:
+        print(
+            f"trained {result.steps} steps in {result.train_seconds:.0f}s; model saved to {result.model_dir}"
+        )
     return 0

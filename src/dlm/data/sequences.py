@@ -47,6 +47,15 @@ class SequenceData:
             None if self.attention_mask is None else self.attention_mask[index],
         )
 
+    def to(self, device: torch.device | str) -> SequenceData:
+        """The same tensors on ``device``."""
+        return SequenceData(
+            self.input_ids.to(device),
+            self.noisable.to(device),
+            self.loss_mask.to(device),
+            None if self.attention_mask is None else self.attention_mask.to(device),
+        )
+
 
 def _ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     return tokenizer.encode(text, add_special_tokens=False)

@@ -238,8 +238,12 @@ class DiffusionLM(nn.Module):
         ``logits_to_keep`` (a 1-D tensor of output columns, or 0 for all) limits where the LM
         head runs.
         """
+        # The embeddings are looked up here and handed over as ``inputs_embeds`` (what every
+        # backbone does first with ``input_ids``): GPT-2 would otherwise test the canvas for
+        # padding on every call, a host sync per forward and a warning dlm's canvases (padding
+        # after an EOS, no attention mask) trip by design.
         kwargs: dict[str, Any] = {
-            "input_ids": input_ids,
+            "inputs_embeds": self.backbone.get_input_embeddings()(input_ids),
             "attention_mask": attention_mask,
             "position_ids": position_ids,
             "use_cache": use_cache,

@@ -8,6 +8,7 @@ from .config import (
     TrainConfig,
     load_train_config,
 )
+from .heldout import Evaluator, HeldOutLoss
 from .objectives import AutoregressiveObjective, DiffusionObjective, StepLoss, build_objective
 from .setup import Prepared, build_model, prepare_data, record_task_defaults, train
 from .trainer import Trainer, TrainingDivergedError, TrainResult
@@ -17,6 +18,8 @@ __all__ = [
     "DataSection",
     "DiffusionObjective",
     "DiffusionSection",
+    "Evaluator",
+    "HeldOutLoss",
     "ModelSection",
     "OptimSection",
     "Prepared",

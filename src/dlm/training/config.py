@@ -148,6 +148,11 @@ class TrainConfig:
     save_every: int = 0  # 0: only the final checkpoint
     keep_last: int = 2
     log_every: int = 25
+    # held-out evaluation every eval_every steps and at the last one (0: never): the loss on
+    # the held-out sequences, and for task data (with `dlm train`) the verified accuracy of
+    # eval_examples held-out examples sampled with the model's defaults, into TensorBoard
+    eval_every: int = 0
+    eval_examples: int = 64
     progress: bool = True
     resume: str | None = None  # "latest" or a checkpoint directory
 
@@ -169,6 +174,8 @@ class TrainConfig:
             raise ConfigError(f"optim.betas needs two numbers; got {self.optim.betas}")
         _at_least("save_every", self.save_every, 0)
         _at_least("log_every", self.log_every, 1)
+        _at_least("eval_every", self.eval_every, 0)
+        _at_least("eval_examples", self.eval_examples, 0)
         _seed("seed", self.seed)
         self._check_optim()
         self._check_data()

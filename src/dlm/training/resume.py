@@ -41,6 +41,8 @@ RESUMABLE = frozenset(
         "save_every",
         "keep_last",
         "log_every",
+        "eval_every",
+        "eval_examples",
         "progress",
     }
 )

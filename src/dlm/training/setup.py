@@ -25,7 +25,7 @@ from dlm.data import (
 )
 from dlm.data.corpora import corpus_documents, corpus_tokenizer
 from dlm.models import DiffusionLM, backbone_config, build_backbone
-from dlm.tasks import Example, get_task
+from dlm.tasks import Example, Task, get_task
 from dlm.tasks.thoughts import multipass_examples
 
 from .config import TrainConfig
@@ -42,6 +42,11 @@ class Prepared:
     #: the task's answer length (None: no task, or it gives no bound); saved as the model's
     #: default ``max_new_tokens`` so ``dlm generate`` on it fits without a flag
     answer_tokens: int | None = None
+    #: the held-out examples (or documents) encoded as the training data is: the sequences
+    #: whose loss the trainer logs every ``eval_every`` steps (None: nothing held out)
+    eval: SequenceData | None = None
+    #: the task the data came from (None: files or a corpus)
+    task: Task | None = None
 
 
 def _examples_from_file(path: str) -> list[Example]:
@@ -81,10 +86,11 @@ def prepare_data(config: TrainConfig) -> Prepared:
                 "(diffusion) or objective=ar (next token), not sft"
             )
         tokenizer = corpus_tokenizer(data.corpus)
-        tensors = pack_documents(
-            tokenizer, corpus_documents(data.corpus, "train"), data.seq_len or 256
-        )
-        return Prepared(tokenizer, tensors, [], corpus_documents(data.corpus, "eval"))
+        seq_len = data.seq_len or 256
+        tensors = pack_documents(tokenizer, corpus_documents(data.corpus, "train"), seq_len)
+        documents = corpus_documents(data.corpus, "eval")
+        held = pack_documents(tokenizer, documents, seq_len) if documents else None
+        return Prepared(tokenizer, tensors, [], documents, eval=held)
     task, answer_tokens = None, None
     if data.task is not None:
         task = get_task(data.task, **data.task_options)
@@ -109,18 +115,27 @@ def prepare_data(config: TrainConfig) -> Prepared:
         raise DataError(
             "the training set is empty; raise data.n_train or add examples to data.train_file"
         )
-    if task is not None and task.slots is not None:  # answers inside a pinned template
-        tensors = encode_slots(
-            tokenizer,
-            [e.prompt for e in train],
-            [e.target for e in train],
-            [task.slots(e) for e in train],
-        )
-        return Prepared(tokenizer, tensors, list(held_out), answer_tokens=answer_tokens)
-    tensors = encode_pairs(
-        tokenizer, [e.prompt for e in train], [e.target for e in train], data.seq_len
+    tensors = _encode_examples(tokenizer, task, train, data.seq_len)
+    held = None
+    if held_out:  # in the form trained on: one pair per thought for DoT-MP
+        pairs = multipass_examples(task, held_out, seed=data.seed) if data.multipass else held_out
+        held = _encode_examples(tokenizer, task, list(pairs), data.seq_len)
+    return Prepared(
+        tokenizer, tensors, list(held_out), answer_tokens=answer_tokens, eval=held, task=task
     )
-    return Prepared(tokenizer, tensors, list(held_out), answer_tokens=answer_tokens)
+
+
+def _encode_examples(
+    tokenizer: PreTrainedTokenizerBase,
+    task: Task | None,
+    examples: list[Example],
+    seq_len: int | None,
+) -> SequenceData:
+    """Prompt/target examples as training tensors (a task's pinned template when it has one)."""
+    prompts, targets = [e.prompt for e in examples], [e.target for e in examples]
+    if task is not None and task.slots is not None:  # answers inside a pinned template
+        return encode_slots(tokenizer, prompts, targets, [task.slots(e) for e in examples])
+    return encode_pairs(tokenizer, prompts, targets, seq_len)
 
 
 def _check_init(init: str) -> None:
@@ -184,8 +199,13 @@ def record_task_defaults(model: DiffusionLM, prepared: Prepared) -> None:
     model.config.generation = defaults
 
 
-def train(config: TrainConfig, callbacks=(), accelerator=None):
-    """Prepare data and model for ``config`` and run the Trainer; returns (result, prepared)."""
+def train(config: TrainConfig, callbacks=(), accelerator=None, evaluators=None):
+    """Prepare data and model for ``config`` and run the Trainer; returns (result, prepared).
+
+    With ``eval_every`` set, the held-out loss is logged every ``eval_every`` steps;
+    ``evaluators(config, prepared)`` may return more evaluators (``dlm.evaluation.training_evaluators``:
+    the task's verified accuracy, which ``dlm train`` adds).
+    """
     from .resume import resolve_resume
     from .trainer import Trainer
 
@@ -200,5 +220,7 @@ def train(config: TrainConfig, callbacks=(), accelerator=None):
         prepared.train,
         callbacks=callbacks,
         accelerator=accelerator,
+        eval_data=prepared.eval,
+        evaluators=evaluators(config, prepared) if evaluators is not None else (),
     )
     return trainer.fit(), prepared

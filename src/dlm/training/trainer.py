@@ -27,10 +27,11 @@ from dlm.atomic import atomic_write_text, fault_point
 from dlm.config import ConfigError, to_dict
 from dlm.data import BatchOrder, SequenceData
 from dlm.errors import DlmUserError
-from dlm.models import DiffusionLM, quiet_libraries
+from dlm.models import DiffusionLM, eval_mode, quiet_libraries
 
 from . import checkpoints as ckpt
 from .config import TrainConfig
+from .heldout import Evaluator, HeldOutLoss, forked_rng
 from .objectives import build_objective
 from .resume import resolve_resume
 
@@ -56,6 +57,8 @@ class TrainResult:
     train_seconds: float = 0.0
     tokens: int = 0
     last_checkpoint: Path | None = None
+    #: (step, {name: value}) of every held-out evaluation run in this call
+    evals: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
 
 _SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
@@ -72,6 +75,8 @@ class Trainer:
         objective=None,
         accelerator: Accelerator | None = None,
         callbacks: Sequence[Callback] = (),
+        eval_data: SequenceData | None = None,
+        evaluators: Sequence[Evaluator] = (),
     ) -> None:
         self.config = config
         self.output_dir = Path(config.output_dir)
@@ -85,6 +90,13 @@ class Trainer:
         self.train_data = train_data
         self.objective = objective or build_objective(config)
         self.callbacks = list(callbacks)
+        # every eval_every steps: the held-out loss (when there is held-out data), then the rest
+        self.evaluators: list[Evaluator] = []
+        if config.eval_every and eval_data is not None and len(eval_data):
+            self.evaluators.append(
+                HeldOutLoss(self.objective, eval_data, config.optim.batch_size, config.seed)
+            )
+        self.evaluators += list(evaluators) if config.eval_every else []
         self._notice = ckpt.notice if self.accelerator.is_main_process else (lambda message: None)
         limit = model.max_positions
         if limit is not None and train_data.seq_len > limit:
@@ -99,14 +111,7 @@ class Trainer:
         return self.accelerator.unwrap_model(self.model)
 
     def _batch(self, order: BatchOrder) -> SequenceData:
-        batch = self.train_data.select(order.next_indices())
-        device = self.accelerator.device
-        return SequenceData(
-            batch.input_ids.to(device),
-            batch.noisable.to(device),
-            batch.loss_mask.to(device),
-            None if batch.attention_mask is None else batch.attention_mask.to(device),
-        )
+        return self.train_data.select(order.next_indices()).to(self.accelerator.device)
 
     def _write_config(self, directory: Path) -> None:
         atomic_write_text(
@@ -218,6 +223,24 @@ class Trainer:
             f"curves: tensorboard --logdir {self.output_dir / 'logs'}"
         )
 
+    def _evaluate(self, step: int) -> dict[str, float]:
+        """Run every evaluator on the main process (the others wait) and log ``eval/<name>``."""
+        acc, values = self.accelerator, {}
+        if acc.is_main_process:
+            model = self.unwrapped
+            with forked_rng(acc.device), eval_mode(model), torch.no_grad():
+                for evaluator in self.evaluators:
+                    values.update(evaluator(model, step))
+            acc.log({f"eval/{name}": value for name, value in values.items()}, step=step)
+            shown = ", ".join(
+                f"{name} {value:.2%}" if "accuracy" in name else f"{name} {value:.4f}"
+                for name, value in values.items()
+                if "/" not in name  # per-bucket values go to TensorBoard only
+            )
+            tqdm.write(f"step {step}: held-out {shown}")
+        acc.wait_for_everyone()
+        return values
+
     # ------------------------------------------------------------------ loop
     def fit(self) -> TrainResult:
         cfg, acc = self.config, self.accelerator
@@ -286,7 +309,8 @@ class Trainer:
         bar = tqdm(
             total=opt_cfg.max_steps,
             initial=step,
-            disable=not (cfg.progress and acc.is_main_process),
+            # None: a bar on a terminal only (a log or a pipe gets the logged lines instead)
+            disable=None if cfg.progress and acc.is_main_process else True,
             desc="train",
             dynamic_ncols=True,
         )
@@ -338,6 +362,8 @@ class Trainer:
                 bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{logged['tokens_per_s']:.0f}")
                 for callback in self.callbacks:
                     callback(step, logged)
+            if self.evaluators and (step % cfg.eval_every == 0 or step == opt_cfg.max_steps):
+                result.evals.append((step, self._evaluate(step)))
             if cfg.save_every and step % cfg.save_every == 0 and step < opt_cfg.max_steps:
                 last_ckpt = self._save_checkpoint(step, order)
         bar.close()
