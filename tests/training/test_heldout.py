@@ -31,7 +31,7 @@ def test_eval_every_logs_heldout_loss_and_accuracy_at_its_steps_and_the_last(tmp
     logged = _scalars(tmp_path)
     assert [step for step, _ in logged["eval/loss"]] == [3, 6, 7]
     assert [step for step, _ in logged["eval/accuracy"]] == [3, 6, 7]
-    for (step, value), (_, values) in zip(logged["eval/loss"], result.evals, strict=True):
+    for (_, value), (_, values) in zip(logged["eval/loss"], result.evals, strict=True):
         assert value == pytest.approx(values["loss"], rel=1e-6)
     assert len(prepared.eval) == 8  # every held-out example, encoded as training data is
 
