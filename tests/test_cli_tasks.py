@@ -292,3 +292,24 @@ def test_eval_and_generate_show_progress_on_a_terminal_only(
         assert (unit in text) == terminal, (name, text)
         if name == "eval" and terminal:
             assert "eval path" in text and "4/4" in text and "acc=" in text
+
+
+def test_train_keeps_the_held_out_split_and_eval_reads_it_instead_of_regenerating(
+    path_model, monkeypatch, capsys
+):
+    from dlm.data import read_jsonl
+    from dlm.tasks import base
+    from dlm.training import HELDOUT_NAME
+
+    kept = [Example.from_json(r) for r in read_jsonl(path_model / HELDOUT_NAME)]
+    _, regenerated = get_task("path", nodes_per_chain=4).held_out(64, 12, seed=0)
+    assert kept == list(regenerated)  # the same split the recipe's seed makes
+
+    def no_regeneration(*args, **kwargs):
+        raise AssertionError("the kept held-out split should have been read")
+
+    monkeypatch.setattr(base, "held_out_with_progress", no_regeneration)
+    assert main(["eval", "--model", str(path_model), "--steps", "4", "--n", "5"]) == 0
+    assert "/5)" in capsys.readouterr().out  # accuracy p% (c/5)
+    with pytest.raises(AssertionError, match="kept held-out"):  # more than kept: regenerated
+        main(["eval", "--model", str(path_model), "--steps", "4", "--n", "13"])

@@ -201,7 +201,14 @@ def train_model(
     record_task_defaults(model, prepared)
     if not model.is_autoregressive:  # the kept model samples as the demo evaluated it
         model.config.generation = {**DEMO_SAMPLER, **(model.config.generation or {})}
-    trainer = Trainer(config, model, prepared.tokenizer, prepared.train, callbacks=list(callbacks))
+    trainer = Trainer(
+        config,
+        model,
+        prepared.tokenizer,
+        prepared.train,
+        callbacks=list(callbacks),
+        heldout_examples=prepared.eval_examples,
+    )
     result = trainer.fit()
     return trainer.unwrapped.eval(), result
 

@@ -189,13 +189,32 @@ def _examples_bar(args: argparse.Namespace, total: int, name: str):
     )
 
 
-def _make_examples(args: argparse.Namespace, task, recipe) -> list:
-    """The recipe's held-out split (regenerated from its seed) or ``--seed-data`` examples."""
+def _kept_heldout(model_dir: Path, n: int) -> list | None:
+    """The held-out examples ``dlm train`` kept beside the model, when it kept at least ``n``
+    (they equal the split regenerated from the recipe's seed, without remaking the training set)."""
+    from dlm.data import read_jsonl
+    from dlm.tasks import Example
+    from dlm.training import HELDOUT_NAME
+
+    path = model_dir / HELDOUT_NAME
+    if not path.is_file():
+        return None
+    examples = [Example.from_json(r) for r in read_jsonl(path)]
+    return examples[:n] if len(examples) >= n else None
+
+
+def _make_examples(args: argparse.Namespace, task, recipe, model_dir: Path) -> list:
+    """The recipe's held-out split (kept beside the model by ``dlm train``, or regenerated
+    from its seed) or ``--seed-data`` examples."""
     from dlm.tasks.base import generate_with_progress, held_out_with_progress
 
     if args.task is None and recipe is not None:
         data = recipe.data
         n_test = args.n or data.n_eval
+        same_task = not args.split and not args.option  # the examples kept are the recipe's
+        kept = _kept_heldout(model_dir, n_test) if same_task else None
+        if kept is not None:
+            return kept
         with _examples_bar(args, data.n_train + n_test, task.name) as bar:
             return held_out_with_progress(task, data.n_train, n_test, data.seed, bar.update)[1]
     with _examples_bar(args, args.n or 200, task.name) as bar:
@@ -227,7 +246,7 @@ def _task_and_examples(args: argparse.Namespace, model_dir: Path):
     if args.data is not None:
         examples = [Example.from_json(r) for r in read_jsonl(args.data)]
     else:
-        examples = _make_examples(args, task, recipe)
+        examples = _make_examples(args, task, recipe, model_dir)
     if args.n is not None:
         examples = examples[: args.n]
     if args.data is not None and not args.force_task:

@@ -11,9 +11,10 @@ from .config import (
 from .heldout import Evaluator, HeldOutLoss
 from .objectives import AutoregressiveObjective, DiffusionObjective, StepLoss, build_objective
 from .setup import Prepared, build_model, prepare_data, record_task_defaults, train
-from .trainer import Trainer, TrainingDivergedError, TrainResult
+from .trainer import HELDOUT_NAME, Trainer, TrainingDivergedError, TrainResult
 
 __all__ = [
+    "HELDOUT_NAME",
     "AutoregressiveObjective",
     "DataSection",
     "DiffusionObjective",

@@ -221,6 +221,7 @@ def train(config: TrainConfig, callbacks=(), accelerator=None, evaluators=None):
         callbacks=callbacks,
         accelerator=accelerator,
         eval_data=prepared.eval,
+        heldout_examples=prepared.eval_examples,
         evaluators=evaluators(config, prepared) if evaluators is not None else (),
     )
     return trainer.fit(), prepared

@@ -25,9 +25,10 @@ from transformers import PreTrainedTokenizerBase, get_scheduler
 
 from dlm.atomic import atomic_write_text, fault_point
 from dlm.config import ConfigError, to_dict
-from dlm.data import BatchOrder, SequenceData
+from dlm.data import BatchOrder, SequenceData, write_jsonl
 from dlm.errors import DlmUserError
 from dlm.models import DiffusionLM, eval_mode, quiet_libraries
+from dlm.tasks import Example
 
 from . import checkpoints as ckpt
 from .config import TrainConfig
@@ -35,7 +36,10 @@ from .heldout import Evaluator, HeldOutLoss, forked_rng
 from .objectives import build_objective
 from .resume import resolve_resume
 
-__all__ = ["Trainer", "TrainResult", "TrainingDivergedError"]
+__all__ = ["HELDOUT_NAME", "Trainer", "TrainResult", "TrainingDivergedError"]
+
+#: The held-out examples of a task run, in the saved ``model/`` folder (JSON lines).
+HELDOUT_NAME = "heldout.jsonl"
 
 Callback = Callable[[int, dict[str, float]], None]
 
@@ -77,6 +81,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         eval_data: SequenceData | None = None,
         evaluators: Sequence[Evaluator] = (),
+        heldout_examples: Sequence[Example] = (),
     ) -> None:
         self.config = config
         self.output_dir = Path(config.output_dir)
@@ -90,6 +95,7 @@ class Trainer:
         self.train_data = train_data
         self.objective = objective or build_objective(config)
         self.callbacks = list(callbacks)
+        self.heldout_examples = list(heldout_examples)
         # every eval_every steps: the held-out loss (when there is held-out data), then the rest
         self.evaluators: list[Evaluator] = []
         if config.eval_every and eval_data is not None and len(eval_data):
@@ -144,8 +150,11 @@ class Trainer:
         if self.accelerator.is_main_process:
             tmp = ckpt.clear_temporary(final)
             self.unwrapped.save_pretrained(tmp, self.tokenizer)
-            # The recipe travels with the model: `dlm eval` finds the task and its held-out split.
+            # The recipe travels with the model: `dlm eval` finds the task and its held-out split,
+            # kept as examples too so that evaluating it does not regenerate the training set.
             self._write_config(tmp)
+            if self.heldout_examples:
+                write_jsonl(tmp / HELDOUT_NAME, [e.to_json() for e in self.heldout_examples])
             ckpt.finalize(tmp, final)
         self.accelerator.wait_for_everyone()
         return final
