@@ -211,10 +211,22 @@ def _make_examples(args: argparse.Namespace, task, recipe, model_dir: Path) -> l
     if args.task is None and recipe is not None:
         data = recipe.data
         n_test = args.n or data.n_eval
+        if data.train_file is not None:  # the kept examples are the eval file's first n_eval
+            n_test = min(n_test, data.n_eval)
         same_task = not args.split and not args.option  # the examples kept are the recipe's
         kept = _kept_heldout(model_dir, n_test) if same_task else None
         if kept is not None:
             return kept
+        if data.train_file is not None:  # trained on task files: its held-out split is a file
+            if data.eval_file is None:
+                raise DlmUserError(
+                    f"{model_dir} was trained on {data.train_file} with no data.eval_file to "
+                    "hold out; pass the test examples with --data FILE.jsonl"
+                )
+            from dlm.data import read_jsonl
+            from dlm.tasks import Example
+
+            return [Example.from_json(r) for r in read_jsonl(data.eval_file)][: args.n]
         with _examples_bar(args, data.n_train + n_test, task.name) as bar:
             return held_out_with_progress(task, data.n_train, n_test, data.seed, bar.update)[1]
     with _examples_bar(args, args.n or 200, task.name) as bar:

@@ -75,9 +75,10 @@ def prepare_data(config: TrainConfig) -> Prepared:
             "set data.task (e.g. sudoku), data.corpus (python-stdlib) or data.train_file (a .jsonl file) "
             "to say what to train on"
         )
-    if len(sources) > 1:
+    if len(sources) > 1 and sources != ["task", "train_file"]:
         raise ConfigError(
-            f"set only one of data.task, data.corpus and data.train_file (got {', '.join(sources)})"
+            f"set only one of data.task, data.corpus and data.train_file (got {', '.join(sources)}); "
+            "data.task with data.train_file trains on a task's files (`dlm task make`)"
         )
     if data.corpus is not None:
         if config.objective == "sft":
@@ -96,7 +97,16 @@ def prepare_data(config: TrainConfig) -> Prepared:
         task = get_task(data.task, **data.task_options)
         tokenizer = task.tokenizer()
         answer_tokens = task.max_answer_tokens
-        train, held_out = task.held_out(data.n_train, data.n_eval, seed=data.seed)
+        if data.train_file is not None:  # `dlm task make` files: the task's tokenizer and checks
+            if config.objective == "pretrain":
+                raise ConfigError(
+                    "data.task with data.train_file reads prompt/target examples: use objective=sft "
+                    "(diffusion) or objective=ar"
+                )
+            train = _examples_from_file(data.train_file)
+            held_out = _examples_from_file(data.eval_file)[: data.n_eval] if data.eval_file else []
+        else:
+            train, held_out = task.held_out(data.n_train, data.n_eval, seed=data.seed)
         if data.multipass:
             train = multipass_examples(task, train, coupled_prob=data.coupled_prob, seed=data.seed)
         elif data.coupled_prob:
