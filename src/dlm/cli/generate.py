@@ -8,6 +8,14 @@ The sampler flags are generated from ``SamplerSettings``: a flag given wins over
 checkpoint's saved sampler defaults, which win over dlm's defaults. ``--output`` and every
 flag are checked, and the prompts read, before the model loads; the results file is written
 atomically (an existing file is replaced only by the complete new one).
+
+A model trained on a task (its saved ``train_config.yaml`` names ``data.task``) has its answers
+shown in the task's native form (``Task.render``): ``--prompt`` prints a Sudoku answer as a grid
+with box separators, a Countdown answer as its equations one per line, a path as
+``5 -> 6 -> 11``; an answer the task cannot read is printed as it was written. ``--raw`` prints
+the flat string instead. Each JSONL result (``--output``, or printed for ``--input``) keeps the
+flat string as ``output`` and, for such a model, adds the rendered text as ``rendered``
+(``--raw`` leaves it out). A model with no task prints and writes ``output`` only.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlm.errors import DlmUserError
@@ -32,8 +41,17 @@ from .common import (
 if TYPE_CHECKING:
     from dlm.models import DiffusionLM
     from dlm.sampling import SamplerSettings
+    from dlm.tasks import Task
 
-__all__ = ["HELP", "add_arguments", "apply_chat_template", "render_region", "run", "run_generate"]
+__all__ = [
+    "HELP",
+    "add_arguments",
+    "apply_chat_template",
+    "recorded_task",
+    "render_region",
+    "run",
+    "run_generate",
+]
 
 HELP = "sample from a trained model"
 
@@ -65,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--allow-unk",
         action="store_true",
         help="sample even when a prompt holds text outside the model's vocabulary",
+    )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="print each answer as the flat string the model wrote (a task model's answers are "
+        "otherwise shown in the task's form: a Sudoku grid, Countdown's equations one per line)",
     )
     parser.add_argument(
         "--print-settings",
@@ -103,6 +127,35 @@ def apply_chat_template(tokenizer, records: list[dict]) -> list[dict]:
     return out
 
 
+def recorded_task(model_dir: str) -> Task | None:
+    """The task the model at ``model_dir`` was trained on, with its options, from the
+    ``train_config.yaml`` saved with it; None for a model with no task (or no recipe).
+
+    A recorded task that can no longer be built (an option since renamed) is reported on
+    stderr and read as no task, so generation itself still runs.
+    """
+    from dlm.tasks import get_task
+
+    from .evaluate import _recipe_of
+
+    recipe = _recipe_of(Path(model_dir))
+    if recipe is None or recipe.data.task is None:
+        return None
+    try:
+        return get_task(recipe.data.task, **recipe.data.task_options)
+    except DlmUserError as err:
+        print(f"answers are shown raw: the model's task cannot be rebuilt ({err})", file=sys.stderr)
+        return None
+
+
+def _result(record: dict, text: str, task: Task | None) -> dict:
+    """A prompt's record with its answer as ``output`` and, given a task, ``rendered``."""
+    result = {**record, "output": text}
+    if task is not None:
+        result["rendered"] = task.render(str(record["prompt"]), text)
+    return result
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -139,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
     settings = resolved.settings
     if args.stream:
         return _stream(model, tokenizer, records, settings)
+    task = None if args.raw else recorded_task(args.model)
     results = []
     # a bar over the prompts on a terminal (tqdm's disable=None: silent in a pipe or a log)
     bar = tqdm(total=len(records), desc="generate", unit="prompt", disable=None, dynamic_ncols=True)
@@ -147,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         input_ids, mask = batch_prompts(tokenizer, [str(r["prompt"]) for r in chunk])
         out = generate(model, input_ids, mask, settings=settings)
         for record, text in zip(chunk, decode_answers(tokenizer, out.generated), strict=True):
-            results.append({**record, "output": text})
+            results.append(_result(record, text, task))
         bar.update(len(chunk))
         tqdm.write(
             f"batch of {len(chunk)}: {out.nfe} forward passes, {out.wall_time:.2f}s, "
@@ -159,7 +213,8 @@ def run(args: argparse.Namespace) -> int:
         write_jsonl(args.output, results)
     else:
         for r in results:
-            print(r["output"] if args.prompt is not None else json.dumps(r, ensure_ascii=False))
+            shown = r.get("rendered", r["output"])
+            print(shown if args.prompt is not None else json.dumps(r, ensure_ascii=False))
     return 0
 
 

@@ -14,6 +14,9 @@ What the trainer, the evaluator and the CLI read from a task (``Task``):
 - ``verify(example, answer)``: the strict rule check;
 - ``answer_of(text)``: the final answer a self-consistency vote counts;
 - ``bucket(example)``: the label accuracy is broken down by (one bucket, ``"all"``, by default);
+- ``render(prompt, answer)``: the answer in the task's native form for a person to read (a
+  Sudoku grid, Countdown's equations one per line; the answer unchanged by default), the raw
+  text again for an answer it cannot read;
 - ``metrics``: name -> function(example, answer) -> float | bool, always holding the strict
   verifier as ``"verify"`` and each paper's own metric under its own name (listed in the
   task's module docstring); ``dlm eval --metric NAME`` reports any of them;
@@ -278,6 +281,14 @@ class Task(ABC):
     def bucket(self, example: Example) -> str:
         """The label accuracy is broken down by; one bucket, ``"all"``, by default."""
         return "all"
+
+    def render(self, prompt: str, answer: str) -> str:
+        """``answer`` as a person reads it (``dlm generate`` prints this); by default unchanged.
+
+        A task with a native form overrides it; an answer it cannot read comes back unchanged,
+        and rendering never raises.
+        """
+        return answer
 
     @property
     def metrics(self) -> Mapping[str, Metric]:

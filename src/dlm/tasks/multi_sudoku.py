@@ -4,7 +4,8 @@ An example concatenates ``count`` puzzles of one size (prompt) and their solutio
 so seven 6x6 puzzles make a 252-token answer. Every cell depends on its row, column and box
 and nowhere else, so decoding many tokens per step can go wrong in the way that matters for
 parallel decoding. ``verify`` needs every puzzle solved; ``puzzle_accuracy`` is the share of
-puzzles solved, the finer metric the sampling benchmark reports.
+puzzles solved, the finer metric the sampling benchmark reports. ``render`` draws the answer as
+its ``count`` grids, a blank line between them.
 
 Metrics (``task.metrics``, ``dlm eval --metric NAME``): ``verify`` (every puzzle solved) and
 ``puzzle_accuracy`` (the share of puzzles solved).
@@ -21,6 +22,7 @@ from dlm.errors import DlmUserError
 
 from .base import Example, Metric, Task
 from .sudoku import SudokuTask
+from .sudoku.task import render_grid
 
 __all__ = ["MultiSudokuTask"]
 
@@ -84,6 +86,20 @@ class MultiSudokuTask(Task):
 
     def verify(self, example: Example, answer: str) -> bool:
         return self.puzzle_accuracy(example, answer) == 1.0
+
+    def render(self, prompt: str, answer: str) -> str:
+        """The answer as ``count`` Sudoku grids, a blank line between them; unchanged unless
+        it is exactly ``count`` puzzles' worth of digits."""
+        text = answer.strip()
+        if len(text) != self.count * self.single.cells:
+            return answer
+        grids = []
+        for part in self._parts(text):
+            grid = render_grid(part, self.single.box_rows, self.single.box_cols)
+            if grid is None:
+                return answer
+            grids.append(grid)
+        return "\n\n".join(grids)
 
     @property
     def metrics(self) -> Mapping[str, Metric]:

@@ -36,6 +36,8 @@ is ``paper_metric``, not ``verify``.
 
 Metrics (``task.metrics``, ``dlm eval --metric NAME``): ``verify`` (the strict path check) and
 ``paper`` (``paper_metric``: MGDM's exact match with the gold path or the gold path reversed).
+
+``render`` shows an answer as its nodes: the target above reads ``5 -> 6 -> 11 -> 7 -> 2 -> 1``.
 """
 
 from __future__ import annotations
@@ -271,6 +273,15 @@ class PathTask(Task):
         """The answer text stripped, or None when it is not a "u,v/v,w/..." edge list."""
         s = text.strip()
         return s if parse_edges(s) is not None else None
+
+    def render(self, prompt: str, answer: str) -> str:
+        """The path as its nodes, ``"5,6/6,11/11,7"`` as ``"5 -> 6 -> 11 -> 7"``; unchanged
+        unless the answer is an edge list whose every edge starts where the last one ended."""
+        edges = parse_edges(answer.strip())
+        if edges is None or any(a[1] != b[0] for a, b in zip(edges[:-1], edges[1:])):
+            return answer
+        nodes = [edges[0][0]] + [v for _, v in edges]
+        return " -> ".join(map(str, nodes))
 
     def paper_metric(self, example: Example, answer: str) -> bool:
         """MGDM's judge: exact match with the gold path or with the gold path reversed."""

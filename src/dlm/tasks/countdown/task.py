@@ -13,7 +13,7 @@ from dlm.data.char_tokenizer import build_char_tokenizer
 from dlm.errors import DlmUserError
 from dlm.tasks.base import Example, Metric, Task, take_distinct
 
-from .checker import ALPHABET, check_solution, format_steps, lenient_check, parse_prompt
+from .checker import _STEP, ALPHABET, check_solution, format_steps, lenient_check, parse_prompt
 from .lengths import answer_length_bound
 from .search import (
     GAME24_MAX_NUMBER,
@@ -129,6 +129,17 @@ class CountdownTask(Task):
         if self.split == "24":
             return "24"
         return f"cd{len(parse_prompt(example.prompt)[0])}"
+
+    def render(self, prompt: str, answer: str) -> str:
+        """The answer's equations one per line (``"86+28=114,31-13=18,114-18=96"`` becomes
+        three lines); unchanged unless every comma-separated part is one ``a op b=c`` step.
+
+        Only the form is read, not the arithmetic: a wrong step is shown as written.
+        """
+        steps = answer.strip().split(",")
+        if not all(_STEP.fullmatch(step) for step in steps):
+            return answer
+        return "\n".join(steps)
 
     @staticmethod
     def answer_of(text: str) -> str | None:

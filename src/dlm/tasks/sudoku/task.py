@@ -1,7 +1,8 @@
 """The Sudoku task: puzzles carved from random grids, the MGDM text format, a rule verifier.
 
 Generation, the verifier and the metrics are described in the package docstring
-(``dlm.tasks.sudoku``).
+(``dlm.tasks.sudoku``). ``render_grid`` (``SudokuTask.render``) draws an answer as a grid with
+``|`` and ``-+-`` between the boxes, for ``dlm generate`` to print.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .solver import (
     solve,
 )
 
-__all__ = ["SudokuTask"]
+__all__ = ["SudokuTask", "render_grid"]
 
 # Give up making one puzzle in the givens range after this many fresh grids.
 _MAX_GRID_ATTEMPTS = 200
@@ -103,6 +104,39 @@ def _to_text(grid: list[int]) -> str:
     return "".join(map(str, grid))
 
 
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _grid_row(cells: str, box_cols: int) -> str:
+    """One grid row: digits spaced, blanks ('0') as '.', a '|' between boxes."""
+    shown = ["." if ch == "0" else ch for ch in cells]
+    boxes = [" ".join(shown[i : i + box_cols]) for i in range(0, len(shown), box_cols)]
+    return " | ".join(boxes)
+
+
+def _box_rule(n: int, box_cols: int) -> str:
+    """The line between two bands of boxes, as wide as a row: ``------+------`` for 6x6."""
+    return "-+-".join(["-" * (2 * box_cols - 1)] * (n // box_cols))
+
+
+def render_grid(text: str, box_rows: int, box_cols: int) -> str | None:
+    """``text`` (n*n digits, row-major) as an n-line grid with box separators, else None.
+
+    None when ``text`` is not exactly n*n decimal digits. ``0`` (a blank) is drawn ``.``; a
+    digit above n is drawn as written, so a wrong answer still shows where it went wrong.
+    """
+    n = box_rows * box_cols
+    if len(text) != n * n or any(ch not in ALPHABET for ch in text):
+        return None
+    lines = []
+    for r in range(n):
+        if r and r % box_rows == 0:
+            lines.append(_box_rule(n, box_cols))
+        lines.append(_grid_row(text[r * n : (r + 1) * n], box_cols))
+    return "\n".join(lines)
+
+
 class SudokuTask(Task):
     """Sudoku with `box_rows` x `box_cols` boxes (grids of side n = box_rows * box_cols).
 
@@ -174,6 +208,19 @@ class SudokuTask(Task):
     def bucket(self, example: Example) -> str:
         """f"givens{k}", k the number of given cells of the puzzle."""
         return f"givens{sum(ch != '0' for ch in example.prompt)}"
+
+    def render(self, prompt: str, answer: str) -> str:
+        """The answer as a grid, ``|`` and ``-+-`` between boxes; unchanged when it is not
+        n*n digits. For 4x4 ``"1234341221434321"``::
+
+            1 2 | 3 4
+            3 4 | 1 2
+            ----+----
+            2 1 | 4 3
+            4 3 | 2 1
+        """
+        grid = render_grid(answer.strip(), self.box_rows, self.box_cols)
+        return answer if grid is None else grid
 
     # ---- extras -------------------------------------------------------------------------
 
