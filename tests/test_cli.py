@@ -40,6 +40,7 @@ def test_train_then_generate_from_prompt(trained, capsys):
                 "17",
                 "--steps",
                 "4",
+                "--raw",  # the flat string (a task model prints its grid otherwise)
             ]
         )
         == 0

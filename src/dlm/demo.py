@@ -208,6 +208,7 @@ def train_model(
         prepared.train,
         callbacks=list(callbacks),
         heldout_examples=prepared.eval_examples,
+        header=False,  # the demo says what it trains; its run folder is temporary
     )
     result = trainer.fit()
     return trainer.unwrapped.eval(), result

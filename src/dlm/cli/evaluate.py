@@ -50,6 +50,7 @@ from .common import (
     parse_options,
     positive_int,
     progress_disable,
+    recorded_recipe,
     refuse_unknown_tokens,
     sampler_options,
 )
@@ -119,15 +120,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_quiet_option(parser)
     add_sampler_options(parser, max_new_tokens=None)
-
-
-def _recipe_of(model_dir: Path):
-    from dlm.training import load_train_config
-
-    for candidate in (model_dir / "train_config.yaml", model_dir.parent / "train_config.yaml"):
-        if candidate.is_file():
-            return load_train_config(str(candidate))
-    return None
 
 
 def _check_task_name(args: argparse.Namespace, trained_on: str | None) -> None:
@@ -238,7 +230,7 @@ def _task_and_examples(args: argparse.Namespace, model_dir: Path):
     from dlm.tasks import Example, get_task
     from dlm.tasks.splits import split_options
 
-    recipe = _recipe_of(model_dir)
+    recipe = recorded_recipe(model_dir)
     trained_on = recipe.data.task if recipe is not None else None
     _check_task_name(args, trained_on)
     if args.task is None:

@@ -136,9 +136,9 @@ def recorded_task(model_dir: str) -> Task | None:
     """
     from dlm.tasks import get_task
 
-    from .evaluate import _recipe_of
+    from .common import recorded_recipe
 
-    recipe = _recipe_of(Path(model_dir))
+    recipe = recorded_recipe(Path(model_dir))
     if recipe is None or recipe.data.task is None:
         return None
     try:

@@ -82,6 +82,7 @@ class Trainer:
         eval_data: SequenceData | None = None,
         evaluators: Sequence[Evaluator] = (),
         heldout_examples: Sequence[Example] = (),
+        header: bool = True,
     ) -> None:
         self.config = config
         self.output_dir = Path(config.output_dir)
@@ -96,6 +97,7 @@ class Trainer:
         self.objective = objective or build_objective(config)
         self.callbacks = list(callbacks)
         self.heldout_examples = list(heldout_examples)
+        self.header = header  # the run's one-line description before its first step
         # every eval_every steps: the held-out loss (when there is held-out data), then the rest
         self.evaluators: list[Evaluator] = []
         if config.eval_every and eval_data is not None and len(eval_data):
@@ -306,7 +308,7 @@ class Trainer:
             self._write_config(self.output_dir)
         acc.wait_for_everyone()
         acc.init_trackers("logs")
-        if acc.is_main_process:
+        if acc.is_main_process and self.header:
             print(self._header(step), flush=True)
 
         tokens_per_step = (
