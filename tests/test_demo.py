@@ -60,8 +60,10 @@ def test_demo_keeps_its_model_by_default_and_its_closing_command_works(
     argv = shlex.split(command)
     assert argv[:3] == ["dlm", "generate", "--model"]
     assert main(argv[1:]) == 0  # pasted as printed: the model's own length and sampler
-    answer = capsys.readouterr().out.strip()
-    assert answer and set(answer) <= set("0123456789")
+    grid = capsys.readouterr().out.strip().splitlines()  # the answer as a 6x6 grid
+    rows = [line for line in grid if "|" in line]
+    assert len(grid) == 8 and len(rows) == 6 and grid[2] == grid[5] == "------+------"
+    assert all(len(row.replace(" ", "").replace("|", "")) == 6 for row in rows)
 
 
 def test_demo_no_save_keeps_nothing(tmp_path, monkeypatch):
