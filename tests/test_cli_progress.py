@@ -112,14 +112,65 @@ def test_the_default_generator_reports_each_example_taken():
     assert calls == [1] * 5
 
 
-def test_a_task_with_its_own_split_reports_its_examples_at_the_end():
-    # Countdown overrides held_out and generate without a progress hook.
-    task = get_task("countdown", numbers=3)
+#: Small options for every registered task (test_every_task_is_covered checks the list).
+SMALL = {
+    "addition": {"digits": 3},
+    "boolean": {"depth": 2},
+    "countdown": {"numbers": 3},
+    "countdown-24": {"split": "24"},
+    "gsm": {},
+    "multi-sudoku": {"count": 3, "box_rows": 2, "box_cols": 2},
+    "multiplication": {"digits": 2},
+    "path": {"nodes_per_chain": 4},
+    "sat": {"variables": 3},
+    "sudoku": {"box_rows": 2, "box_cols": 2},
+    "sums": {"problems": 4, "digits": 2},
+}
+
+
+def _small(case: str):
+    return get_task(case.removesuffix("-24"), **SMALL[case])
+
+
+def test_every_task_is_covered():
+    from dlm.tasks import TASKS
+
+    assert {case.removesuffix("-24") for case in SMALL} == set(TASKS)
+
+
+@pytest.mark.parametrize("case", SMALL)
+def test_every_task_reports_each_example_as_it_is_made(case):
+    task = _small(case)
     calls: list[int] = []
-    train, test = held_out_with_progress(task, 7, 3, 0, calls.append)
-    assert calls == [10] and (len(train), len(test)) == (7, 3)
+    train, test = held_out_with_progress(task, 6, 3, 0, calls.append)
+    assert (len(train), len(test)) == (6, 3)
+    assert calls == [1] * 9  # live, one call per example, not one at the end
+    assert (train, test) == task.held_out(6, 3, 0)  # the hook changes nothing
     calls.clear()
-    assert len(generate_with_progress(task, 4, 0, calls.append)) == 4 and calls == [4]
+    made = generate_with_progress(task, 5, 1, calls.append)
+    assert calls == [1] * 5 and made == task.generate(5, 1)
+    calls.clear()
+    assert task.held_out(4, 2, 2, progress=calls.append) == task.held_out(4, 2, 2)
+    assert calls == [1] * 6
+    calls.clear()
+    assert task.generate(0, 0, progress=calls.append) == [] and calls == []
+
+
+def test_gsm_from_files_reports_each_part_once_sampled(tmp_path):
+    def line(i: int) -> str:
+        return f"Question {i}: what is {i} plus 1?||<<{i}+1={i + 1}>> #### {i + 1}"
+
+    train_file, test_file = tmp_path / "train.txt", tmp_path / "test.txt"
+    train_file.write_text("\n".join(line(i) for i in range(20)) + "\n", encoding="utf-8")
+    test_file.write_text("\n".join(line(i) for i in range(100, 105)) + "\n", encoding="utf-8")
+    for options in ({"path": train_file}, {"path": train_file, "test_path": test_file}):
+        task = get_task("gsm", **options)
+        calls: list[int] = []
+        split = held_out_with_progress(task, 8, 4, 0, calls.append)
+        assert split == task.held_out(8, 4, 0) and calls == [4, 8]  # test, then train
+        calls.clear()
+        assert generate_with_progress(task, 6, 1, calls.append) == task.generate(6, 1)
+        assert calls == [6]
 
 
 def test_no_progress_is_the_plain_call():

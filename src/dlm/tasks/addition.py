@@ -42,7 +42,7 @@ from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
 from dlm.errors import DlmUserError
-from dlm.tasks.base import Example, Metric, Task, take_distinct
+from dlm.tasks.base import Example, Metric, Progress, Task, take_distinct
 
 __all__ = ["AdditionTask", "add_reversed", "longest_carry_chain"]
 
@@ -100,8 +100,11 @@ class AdditionTask(Task):
         while True:
             yield self._example(rng)
 
-    def held_out(self, n_train: int, n_test: int, seed: int) -> tuple[list[Example], list[Example]]:
-        """Distinct prompts from ``seed``, train first: no test prompt occurs in train."""
+    def held_out(
+        self, n_train: int, n_test: int, seed: int, *, progress: Progress | None = None
+    ) -> tuple[list[Example], list[Example]]:
+        """Distinct prompts from ``seed``, train first: no test prompt occurs in train;
+        ``progress`` (None: nothing) is told of each example as it is taken."""
         space = 100**self.digits
         if n_train + n_test > space // 2:
             raise DlmUserError(
@@ -116,6 +119,7 @@ class AdditionTask(Task):
             test_first=False,
             what="additions",
             owner=repr(self),
+            progress=progress,
         )
 
     def _operands(self, prompt: str) -> tuple[str, str]:

@@ -28,15 +28,14 @@ whose ``distinct_key`` has not been seen; ``take_distinct`` is that loop, and th
 ``generate`` and ``held_out`` are built on it.
 
 A ``progress`` callback (``Progress``: called with the number of examples just taken, e.g. a
-tqdm bar's ``update``) can follow a long generation: ``take_distinct`` and the default
-``generate`` and ``held_out`` take one (None, the default, costs nothing).
-``held_out_with_progress`` and ``generate_with_progress`` pass it to any task; a task whose
-own ``held_out`` or ``generate`` takes none reports all its examples once they are made.
+tqdm bar's ``update``) can follow a long generation: ``take_distinct`` and every task's
+``generate`` and ``held_out`` take one (None, the default, costs nothing), and a task that
+overrides them passes it on, so the counts it is called with add up to the examples made.
+``held_out_with_progress`` and ``generate_with_progress`` are the calls the CLI makes.
 """
 
 from __future__ import annotations
 
-import inspect
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -166,36 +165,19 @@ def _ran_out(owner: str, what: str, train: list, test: list, n_train: int, n_tes
     return f"{who} {got}; ask for fewer or widen the task's options"
 
 
-def _takes_progress(method: Callable[..., object]) -> bool:
-    return "progress" in inspect.signature(method).parameters
-
-
 def held_out_with_progress(
     task: Task, n_train: int, n_test: int, seed: int, progress: Progress | None
 ) -> tuple[list[Example], list[Example]]:
-    """``task.held_out(n_train, n_test, seed)``, telling ``progress`` of the examples taken:
-    one by one when the task's ``held_out`` takes a ``progress``, else all at the end."""
-    if progress is None:
-        return task.held_out(n_train, n_test, seed)
-    if _takes_progress(task.held_out):
-        return task.held_out(n_train, n_test, seed, progress=progress)
-    train, test = task.held_out(n_train, n_test, seed)
-    progress(len(train) + len(test))
-    return train, test
+    """``task.held_out(n_train, n_test, seed)``, telling ``progress`` of the examples as
+    they are taken (the one call ``dlm task make`` and ``dlm eval`` make a split with)."""
+    return task.held_out(n_train, n_test, seed, progress=progress)
 
 
 def generate_with_progress(
     task: Task, n: int, seed: int, progress: Progress | None
 ) -> list[Example]:
-    """``task.generate(n, seed)``, telling ``progress`` of the examples taken (one by one when
-    the task's ``generate`` takes a ``progress``, else all at the end)."""
-    if progress is None:
-        return task.generate(n, seed)
-    if _takes_progress(task.generate):
-        return task.generate(n, seed, progress=progress)
-    examples = task.generate(n, seed)
-    progress(len(examples))
-    return examples
+    """``task.generate(n, seed)``, telling ``progress`` of the examples as they are taken."""
+    return task.generate(n, seed, progress=progress)
 
 
 class Task(ABC):
@@ -204,7 +186,8 @@ class Task(ABC):
     Subclasses set ``name`` and implement ``tokenizer`` and ``verify``; a task whose
     examples come from a seeded stream implements ``stream`` (and ``distinct_key``,
     ``related_key`` where the prompt is not what makes an example new) and gets ``generate``
-    and ``held_out`` from here. A task with its own split rule overrides ``held_out``.
+    and ``held_out`` from here. A task with its own split rule overrides ``held_out``; an
+    override takes ``progress`` too and tells it of each example made.
     """
 
     name: ClassVar[str]
@@ -248,7 +231,7 @@ class Task(ABC):
     def generate(self, n: int, seed: int, *, progress: Progress | None = None) -> list[Example]:
         """``n`` distinct examples, identical for identical (``n``, ``seed``, task options);
         ``progress`` (None: nothing) is told of each example as it is taken."""
-        return held_out_with_progress(self, n, 0, seed, progress)[0]
+        return self.held_out(n, 0, seed, progress=progress)[0]
 
     def held_out(
         self, n_train: int, n_test: int, seed: int, *, progress: Progress | None = None

@@ -20,7 +20,7 @@ from transformers import PreTrainedTokenizerFast
 
 from dlm.errors import DlmUserError
 
-from .base import Example, Metric, Task
+from .base import Example, Metric, Progress, Task
 from .sudoku import SudokuTask
 from .sudoku.task import render_grid
 
@@ -62,11 +62,34 @@ class MultiSudokuTask(Task):
             for chunk in (puzzles[i : i + k] for i in range(0, len(puzzles) - k + 1, k))
         ]
 
-    def generate(self, n: int, seed: int) -> list[Example]:
-        return self._group(self.single.generate(n * self.count, seed))
+    def _per_example(self, progress: Progress | None) -> Progress | None:
+        """A puzzle-count callback telling `progress` of each example (``count`` puzzles)
+        once its last puzzle is taken; None for None."""
+        if progress is None:
+            return None
+        puzzles = 0
 
-    def held_out(self, n_train: int, n_test: int, seed: int) -> tuple[list[Example], list[Example]]:
-        train, test = self.single.held_out(n_train * self.count, n_test * self.count, seed)
+        def taken(n: int) -> None:
+            nonlocal puzzles
+            before, puzzles = puzzles // self.count, puzzles + n
+            if puzzles // self.count > before:
+                progress(puzzles // self.count - before)
+
+        return taken
+
+    def generate(self, n: int, seed: int, *, progress: Progress | None = None) -> list[Example]:
+        """`n` examples of ``count`` distinct puzzles each (``progress``: told of each one)."""
+        puzzles = self.single.generate(n * self.count, seed, progress=self._per_example(progress))
+        return self._group(puzzles)
+
+    def held_out(
+        self, n_train: int, n_test: int, seed: int, *, progress: Progress | None = None
+    ) -> tuple[list[Example], list[Example]]:
+        """The Sudoku task's split, ``count`` puzzles an example (``progress``: told of each
+        example as its last puzzle is taken)."""
+        train, test = self.single.held_out(
+            n_train * self.count, n_test * self.count, seed, progress=self._per_example(progress)
+        )
         return self._group(train), self._group(test)
 
     def _parts(self, text: str) -> list[str]:

@@ -59,7 +59,7 @@ from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
 from dlm.errors import DlmUserError
-from dlm.tasks.base import Example, Metric, take_distinct
+from dlm.tasks.base import Example, Metric, Progress, take_distinct
 from dlm.tasks.thoughts import ANSWER_MARK, ThoughtTask, join_with_separator, split_thoughts
 from dlm.tasks.thoughts import answer_after_mark as answer_of
 
@@ -207,12 +207,15 @@ class MultiplicationTask(ThoughtTask):
 
     # ---- extras -------------------------------------------------------------------------
 
-    def held_out(self, n_train: int, n_test: int, seed: int) -> tuple[list[Example], list[Example]]:
+    def held_out(
+        self, n_train: int, n_test: int, seed: int, *, progress: Progress | None = None
+    ) -> tuple[list[Example], list[Example]]:
         """(train, test): distinct pairs, and no test operand pair in train in either order.
 
         The test examples come first from the seeded stream of pairs; train pairs whose
         unordered pair {a, b} is a test pair are skipped. ``generate(n, seed)`` is
-        ``held_out(n, 0, seed)[0]``.
+        ``held_out(n, 0, seed)[0]``. ``progress`` (None: nothing) is told of each example as
+        it is made (the pairs are drawn first, the examples, the slow part, made from them).
         """
         total = self._count**2
         self._check_count(n_test, total, "test examples")
@@ -228,7 +231,15 @@ class MultiplicationTask(ThoughtTask):
         train, test = take_distinct(
             self._pairs(seed), n_train, n_test, related=_unordered, max_repeats=None
         )
-        return [self.make_example(*p) for p in train], [self.make_example(*p) for p in test]
+        return self._examples(train, progress), self._examples(test, progress)
+
+    def _examples(self, pairs: list[tuple[int, int]], progress: Progress | None) -> list[Example]:
+        examples = []
+        for a, b in pairs:
+            examples.append(self.make_example(a, b))
+            if progress is not None:
+                progress(1)
+        return examples
 
     def make_example(self, a: int, b: int) -> Example:
         """The example for a * b (both must have exactly `digits` digits)."""

@@ -29,7 +29,7 @@ from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
 from dlm.errors import DlmUserError
-from dlm.tasks.base import Example, Metric, Task
+from dlm.tasks.base import Example, Metric, Progress, Task
 
 __all__ = ["SumsTask"]
 
@@ -68,20 +68,26 @@ class SumsTask(Task):
         a, b = (rng.randrange(10 ** (self.digits - 1), 10**self.digits) for _ in range(2))
         return f"{a}+{b}={str(a + b).zfill(self.digits + 1)};"
 
-    def generate(self, n: int, seed: int) -> list[Example]:
+    def generate(self, n: int, seed: int, *, progress: Progress | None = None) -> list[Example]:
         """``n`` pages from ``seed``; pages repeat with probability ~0 (random sums), so
-        nothing is done to keep them distinct."""
+        nothing is done to keep them distinct. ``progress`` (None: nothing) is told of each
+        page as it is written."""
         rng = random.Random(seed)
         out = []
         for _ in range(n):
             prompt = "".join(self._sum(rng) for _ in range(self.context))
             target = "".join(self._sum(rng) for _ in range(self.problems))
             out.append(Example(prompt, target))
+            if progress is not None:
+                progress(1)
         return out
 
-    def held_out(self, n_train: int, n_test: int, seed: int) -> tuple[list[Example], list[Example]]:
-        """Train and test pages from one stream; pages repeat with probability ~0 (64 random sums)."""
-        pages = self.generate(n_train + n_test, seed)
+    def held_out(
+        self, n_train: int, n_test: int, seed: int, *, progress: Progress | None = None
+    ) -> tuple[list[Example], list[Example]]:
+        """Train and test pages from one stream; pages repeat with probability ~0 (64 random
+        sums). ``progress`` (None: nothing) is told of each page as it is written."""
+        pages = self.generate(n_train + n_test, seed, progress=progress)
         return pages[:n_train], pages[n_train:]
 
     def slots(self, example: Example) -> list[int]:

@@ -11,7 +11,7 @@ from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
 from dlm.errors import DlmUserError
-from dlm.tasks.base import Example, Metric, Task, take_distinct
+from dlm.tasks.base import Example, Metric, Progress, Task, take_distinct
 
 from .checker import _STEP, ALPHABET, check_solution, format_steps, lenient_check, parse_prompt
 from .lengths import answer_length_bound
@@ -162,14 +162,17 @@ class CountdownTask(Task):
         random.Random(seed if self.holdout_seed is None else self.holdout_seed).shuffle(order)
         return order[: self._n_heldout]
 
-    def held_out(self, n_train: int, n_test: int, seed: int) -> tuple[list[Example], list[Example]]:
+    def held_out(
+        self, n_train: int, n_test: int, seed: int, *, progress: Progress | None = None
+    ) -> tuple[list[Example], list[Example]]:
         """(train, test), each of distinct prompts; test uses only the held-out part.
 
         Standard split: test targets are held-out target values, train targets never are.
         ``"24"`` split: test multisets are held-out multisets, train multisets never are.
         Train and test come from separate seeded streams, so the train list does not depend
         on `n_test` (and a longer list extends a shorter one); ``generate(n, seed)`` is
-        ``held_out(n, 0, seed)[0]``.
+        ``held_out(n, 0, seed)[0]``. ``progress`` (None: nothing) is told of each example
+        as it is taken.
         """
         if n_train < 0 or n_test < 0:
             raise DlmUserError(f"example counts must be non-negative; got {n_train}, {n_test}")
@@ -181,13 +184,13 @@ class CountdownTask(Task):
         held_sorted = sorted(held)
         self._check_capacity(rest, n_train, "train")
         self._check_capacity(held_sorted, n_test, "test")
-        train = self._take(self._stream(train_rng, rest), n_train, "train")
-        test = self._take(self._stream(test_rng, held_sorted), n_test, "test")
+        train = self._take(self._stream(train_rng, rest), n_train, "train", progress)
+        test = self._take(self._stream(test_rng, held_sorted), n_test, "test", progress)
         return train, test
 
-    def generate(self, n: int, seed: int) -> list[Example]:
+    def generate(self, n: int, seed: int, *, progress: Progress | None = None) -> list[Example]:
         """`n` distinct training-distribution examples (held-out targets/multisets excluded)."""
-        return self.held_out(n, 0, seed)[0]
+        return self.held_out(n, 0, seed, progress=progress)[0]
 
     # ---- generation ---------------------------------------------------------------------
 
@@ -231,7 +234,9 @@ class CountdownTask(Task):
                 "heldout_fraction"
             )
 
-    def _take(self, stream: Iterator[Example], n: int, part: str) -> list[Example]:
+    def _take(
+        self, stream: Iterator[Example], n: int, part: str, progress: Progress | None
+    ) -> list[Example]:
         return take_distinct(
             stream,
             n,
@@ -239,6 +244,7 @@ class CountdownTask(Task):
             what=f"{part} examples",
             owner=repr(self),
             max_repeats=_MAX_DUPLICATES_IN_A_ROW,
+            progress=progress,
         )[0]
 
 

@@ -10,7 +10,7 @@ from transformers import PreTrainedTokenizerFast
 
 from dlm.data.char_tokenizer import build_char_tokenizer
 from dlm.errors import DlmUserError
-from dlm.tasks.base import Example
+from dlm.tasks.base import Example, Progress
 from dlm.tasks.thoughts import ANSWER_MARK, ThoughtTask
 
 from .format import (
@@ -98,17 +98,19 @@ class GsmTask(ThoughtTask):
         """Character-level tokenizer over printable ASCII and common typographic characters."""
         return build_char_tokenizer(ALPHABET)
 
-    def generate(self, n: int, seed: int) -> list[Example]:
+    def generate(self, n: int, seed: int, *, progress: Progress | None = None) -> list[Example]:
         """`n` examples, identical for identical seed and options.
 
         Generated: distinct questions. From `path`: a seeded sample of `n` lines, in file order
         (GSM8K-Aug repeats questions with different rationales, so these may repeat questions).
+        ``progress`` (None: nothing) is told of each generated problem as it is taken, or of
+        the sampled lines all at once.
         """
         _check_count(n, "examples")
         if self.path is not None:
             rng = random.Random(seed)
-            return _sample(self._load(self.path), n, rng, str(self.path))
-        return super().generate(n, seed)
+            return _report(_sample(self._load(self.path), n, rng, str(self.path)), progress)
+        return super().generate(n, seed, progress=progress)
 
     def verify(self, example: Example, answer: str) -> bool:
         """True when the text after the last "####" equals the gold answer as a number
@@ -124,23 +126,27 @@ class GsmTask(ThoughtTask):
 
     # ---- extras -------------------------------------------------------------------------
 
-    def held_out(self, n_train: int, n_test: int, seed: int) -> tuple[list[Example], list[Example]]:
+    def held_out(
+        self, n_train: int, n_test: int, seed: int, *, progress: Progress | None = None
+    ) -> tuple[list[Example], list[Example]]:
         """(train, test) with no test question in train.
 
         Generated: test first from the seeded stream, then train with distinct, unseen
         questions. With `test_path`: a seeded sample of each file, train lines whose question
         is in the test file dropped. With `path` only: questions of the file are shuffled and
         the first ones (one line each) form the test set; train samples the other questions.
+        ``progress`` (None: nothing) is told of each generated problem as it is taken, or of
+        each part's file lines once that part is sampled.
         """
         _check_count(n_train, "train examples")
         _check_count(n_test, "test examples")
         if self.path is None:
-            return super().held_out(n_train, n_test, seed)
+            return super().held_out(n_train, n_test, seed, progress=progress)
         rng = random.Random(seed)
         examples = self._load(self.path)
         if self.test_path is not None:
             test_pool = self._load(self.test_path)
-            test = _sample(test_pool, n_test, rng, str(self.test_path))
+            test = _report(_sample(test_pool, n_test, rng, str(self.test_path)), progress)
             held = {e.prompt for e in test_pool}
         else:
             questions = list(dict.fromkeys(e.prompt for e in examples))
@@ -155,9 +161,10 @@ class GsmTask(ThoughtTask):
             for e in examples:
                 if e.prompt in held:
                     first.setdefault(e.prompt, e)
-            test = [first[q] for q in questions[:n_test]]
+            test = _report([first[q] for q in questions[:n_test]], progress)
         pool = [e for e in examples if e.prompt not in held]
-        return _sample(pool, n_train, rng, f"{self.path} (test questions removed)"), test
+        train = _sample(pool, n_train, rng, f"{self.path} (test questions removed)")
+        return _report(train, progress), test
 
     def bucket(self, example: Example) -> str:
         """The number of thoughts of the gold rationale, e.g. "3" (``meta["steps"]``, else
@@ -200,6 +207,13 @@ def _sample(pool: list[Example], n: int, rng: random.Random, source: str) -> lis
     if n > len(pool):
         raise DlmUserError(f"{source} has {len(pool)} examples, {n} asked; ask fewer")
     return [pool[i] for i in sorted(rng.sample(range(len(pool)), n))]
+
+
+def _report(examples: list[Example], progress: Progress | None) -> list[Example]:
+    """`examples`, after telling `progress` (None: nothing) how many they are."""
+    if progress is not None and examples:
+        progress(len(examples))
+    return examples
 
 
 def _check_count(n: int, what: str) -> None:
