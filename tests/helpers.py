@@ -34,3 +34,9 @@ def tiny_model(
         eos_token_id=EOS_ID,
     )
     return DiffusionLM(backbone, cfg).eval()
+
+
+#: ``dlm train`` overrides for the smallest model the CLI tests train (one layer, width 32).
+TINY_MODEL = ["model.hidden_size=32", "model.num_layers=1", "model.num_heads=2"]
+#: 4x4 Sudoku with few givens: short sequences, quick to generate.
+SUDOKU_4X4 = "data.task_options={box_rows: 2, box_cols: 2, min_givens: 6, max_givens: 9}"

@@ -8,15 +8,14 @@ import pytest
 import dlm.cli.evaluate as evaluate
 import dlm.evaluation.task_eval as task_eval
 from dlm.cli.main import main
+from helpers import TINY_MODEL
 
 SUDOKU_4X4 = "{box_rows: 2, box_cols: 2, min_givens: 6, max_givens: 9}"
 TINY = [
     f"data.task_options={SUDOKU_4X4}",
     "data.n_train=16",
     "data.n_eval=4",
-    "model.hidden_size=32",
-    "model.num_layers=1",
-    "model.num_heads=2",
+    *TINY_MODEL,
     "model.max_positions=40",
     "optim.batch_size=8",
     "optim.max_steps=1",

@@ -9,15 +9,14 @@ import pytest
 
 from dlm.cli.main import main
 from dlm.training import objectives
+from helpers import SUDOKU_4X4, TINY_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
-    "data.task_options={box_rows: 2, box_cols: 2, min_givens: 6, max_givens: 9}",
+    SUDOKU_4X4,
     "data.n_train=32",
     "data.n_eval=4",
-    "model.hidden_size=32",
-    "model.num_layers=1",
-    "model.num_heads=2",
+    *TINY_MODEL,
     "model.max_positions=40",
     "optim.batch_size=4",
     "optim.max_steps=4",

@@ -8,11 +8,10 @@ from dlm.cli.main import main
 from dlm.config import ConfigError
 from dlm.tasks import Example
 from dlm.training import load_train_config, prepare_data
+from helpers import TINY_MODEL
 
 SMALL = [
-    "model.hidden_size=32",
-    "model.num_layers=1",
-    "model.num_heads=2",
+    *TINY_MODEL,
     "model.max_positions=64",
     "optim.batch_size=8",
     "optim.max_steps=2",
