@@ -80,6 +80,9 @@ def test_select_tags_defaults_to_every_tag_and_keeps_the_given_order():
     runs = {"a": {"loss": Curve((1,), (1.0,))}, "b": {"lr": Curve((1,), (0.1,))}}
     assert select_tags(runs, None) == ["loss", "lr"]
     assert select_tags(runs, ["lr", "loss", "lr"]) == ["lr", "loss"]
+    buckets = {"a": {"eval/accuracy": runs["a"]["loss"], "eval/accuracy/pd1": runs["a"]["loss"]}}
+    assert select_tags(buckets, None) == ["eval/accuracy"]  # per-bucket curves only on request
+    assert select_tags(buckets, ["eval/accuracy/pd1"]) == ["eval/accuracy/pd1"]
 
 
 def test_moving_average_over_the_last_k_points():

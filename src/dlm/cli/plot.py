@@ -75,7 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         dest="tags",
         metavar="TAG",
-        help="a scalar to draw, e.g. loss or eval/accuracy (repeatable; default: every one)",
+        help="a scalar to draw, e.g. loss or eval/accuracy (repeatable; default: every one but "
+        "the per-bucket eval/accuracy/<bucket>)",
     )
     parser.add_argument(
         "--smooth",
@@ -174,14 +175,15 @@ def last_value_per_step(events: Iterable[tuple[float, int, float]]) -> Curve:
 
 
 def select_tags(runs: dict[str, dict[str, Curve]], wanted: Sequence[str] | None) -> list[str]:
-    """The tags to draw: ``wanted`` in its order (each logged by some run), else every tag."""
+    """The tags to draw: ``wanted`` in its order (each logged by some run), else every tag but
+    the per-bucket ones (``eval/accuracy/<bucket>``: named with ``--tag`` to draw them)."""
     available = sorted({tag for curves in runs.values() for tag in curves})
     if not available:
         raise PlotError(
             "no run logged any scalar; give runs that dlm train has logged at least one step of"
         )
     if not wanted:
-        return available
+        return [tag for tag in available if tag.count("/") < 2] or available
     unknown = [tag for tag in wanted if tag not in available]
     if unknown:
         raise PlotError(
