@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
+
+from dlm.errors import DlmUserError
 
 from .common import add_quiet_option, check_output_dir, progress_disable
 
@@ -57,6 +60,8 @@ def run_convert(
 
     ``disable`` is tqdm's for the bar over the steps (True, the default: none; None: on a
     terminal only)."""
+    if not Path(src).is_dir():  # before torch and transformers load (seconds)
+        raise DlmUserError(f"{src} is not a directory; pass the folder a checkpoint was saved to")
     from tqdm.auto import tqdm
 
     from dlm.checkpoints import convert
