@@ -107,7 +107,6 @@ class Entry:
     before: tuple[Step, ...] = ()  # run first in the working directory
     env: tuple[tuple[str, str], ...] = ()  # environment of the run
     cut_corpus: bool = False  # the python-stdlib corpus cut to a few files (monkeypatched)
-    known_failure: str = ""  # the README line fails today with this message (reported)
 
 
 # ---------------------------------------------------------------- checks
@@ -449,8 +448,6 @@ TABLE: tuple[Entry, ...] = (
         "no README command trains runs/mult4-multipass/model: the test trains its recipe, "
         "recipes/multiplication/4x4-multipass.yaml, shortened (max_positions 160 kept), first",
         before=(trained("recipes/multiplication/4x4-multipass.yaml"),),
-        known_failure="dlm eval: error: prompt (144 tokens) + max_new_tokens (24) = 168 exceeds "
-        "the model's 160 positions; shorten the prompt or lower max_new_tokens",
     ),
     Entry(
         "dlm eval --model runs/cd3-diffusion/model --metric verify --metric lenient",
@@ -605,12 +602,6 @@ def test_readme_command(entry: Entry, work: Work, monkeypatch, capsys):
             rc = 0 if done.code is None else int(done.code)
         out, err = capsys.readouterr()
         ran = Ran(rc, out, err, work.root, work.home)
-    if entry.known_failure:
-        still = ran.rc == 2 and entry.known_failure in ran.err
-        assert still, (
-            f"no longer fails as recorded (exit {ran.rc}): update known_failure\n{ran.err}"
-        )
-        pytest.xfail(f"the README line fails as written: {entry.known_failure}")
     assert ran.rc == 0, f"exit {ran.rc}\n{ran.err[-3000:]}"
     for check in entry.checks:
         check(ran)

@@ -191,7 +191,9 @@ def test_an_unknown_metric_names_the_valid_ones_before_sampling() -> None:
     model = ScriptedModel(task.tokenizer(), {})
     examples = [Example("12", "1+2#3")]
     with pytest.raises(DlmUserError, match=r"no metric 'lenient'; its metrics: verify, terms"):
-        evaluate_task(model, task.tokenizer(), task, examples, max_new_tokens=8, metrics=["lenient"])
+        evaluate_task(
+            model, task.tokenizer(), task, examples, max_new_tokens=8, metrics=["lenient"]
+        )
     assert model.calls == 0
 
 
@@ -234,6 +236,15 @@ def test_multipass_generates_one_thought_per_pass_until_the_answer() -> None:
     )
     assert capped.answers == ["1+2"] and capped.passes == [2]
     assert not task.verify(Example("12", "1+2#3"), capped.answers[0])
+
+    # A model whose positions run out: the third pass's prompt (7 ids) leaves no room, so
+    # decoding stops after two passes instead of asking for more positions than it has.
+    full = ScriptedModel(
+        tok, {"12[SEP][SEP]": ["1"], "12[SEP]1[SEP]": ["2"], "12[SEP]1+2[SEP]": ["#3"]}
+    )
+    full.max_positions = len(tok.encode("12[SEP]1+2[SEP]", add_special_tokens=False))
+    short = multipass_generate(full, tok, task, ["12"], max_thought_tokens=4)
+    assert short.passes == [2] and short.answers == ["1+2"]
 
 
 def test_multipass_needs_a_task_with_thoughts() -> None:

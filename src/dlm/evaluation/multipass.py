@@ -44,7 +44,12 @@ def multipass_generate(
     max_passes: int = 12,
     **sampler: Any,
 ) -> MultipassResult:
-    """Generate a rationale for every question, one thought per pass."""
+    """Generate a rationale for every question, one thought per pass.
+
+    ``max_thought_tokens`` bounds one thought; a pass whose prompt (the question and the
+    thoughts so far) leaves fewer positions in the model fills only those, and decoding stops
+    when none are left.
+    """
     thought_task = require_thoughts(task)
     if max_passes < 1:
         raise DlmUserError(f"max_passes (--max-passes) must be at least 1; got {max_passes}")
@@ -57,7 +62,14 @@ def multipass_generate(
             break
         prompts = [pass_prompt(thought_task, questions[i], done[i]) for i in running]
         input_ids, mask = batch_prompts(tokenizer, prompts)
-        out = generate(model, input_ids, mask, max_new_tokens=max_thought_tokens, **sampler)
+        # The prompt grows with every thought: a pass fills at most the positions left (the
+        # model never trained on a longer sequence), and rows with none left stop here.
+        room, limit = max_thought_tokens, getattr(model, "max_positions", None)
+        if limit is not None:
+            room = min(room, limit - input_ids.shape[1])
+        if room < 1:
+            break
+        out = generate(model, input_ids, mask, max_new_tokens=room, **sampler)
         nfe += out.nfe
         seconds += out.wall_time
         generated += out.generated_tokens
