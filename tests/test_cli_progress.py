@@ -10,7 +10,6 @@ import pytest
 
 from dlm.cli.main import main
 from dlm.tasks import get_task
-from dlm.tasks.base import generate_with_progress, held_out_with_progress
 from helpers import tiny_model
 
 
@@ -104,11 +103,11 @@ def test_convert_names_each_step_as_it_starts(path_checkpoint, tmp_path):
 def test_the_default_generator_reports_each_example_taken():
     task = get_task("path", nodes_per_chain=4)
     calls: list[int] = []
-    train, test = held_out_with_progress(task, 6, 2, 0, calls.append)
+    train, test = task.held_out(6, 2, 0, progress=calls.append)
     assert calls == [1] * 8
     assert (train, test) == task.held_out(6, 2, 0)  # the hook changes nothing
     calls.clear()
-    assert generate_with_progress(task, 5, 3, calls.append) == task.generate(5, 3)
+    assert task.generate(5, 3, progress=calls.append) == task.generate(5, 3)
     assert calls == [1] * 5
 
 
@@ -142,12 +141,12 @@ def test_every_task_is_covered():
 def test_every_task_reports_each_example_as_it_is_made(case):
     task = _small(case)
     calls: list[int] = []
-    train, test = held_out_with_progress(task, 6, 3, 0, calls.append)
+    train, test = task.held_out(6, 3, 0, progress=calls.append)
     assert (len(train), len(test)) == (6, 3)
     assert calls == [1] * 9  # live, one call per example, not one at the end
     assert (train, test) == task.held_out(6, 3, 0)  # the hook changes nothing
     calls.clear()
-    made = generate_with_progress(task, 5, 1, calls.append)
+    made = task.generate(5, 1, progress=calls.append)
     assert calls == [1] * 5 and made == task.generate(5, 1)
     calls.clear()
     assert task.held_out(4, 2, 2, progress=calls.append) == task.held_out(4, 2, 2)
@@ -166,14 +165,14 @@ def test_gsm_from_files_reports_each_part_once_sampled(tmp_path):
     for options in ({"path": train_file}, {"path": train_file, "test_path": test_file}):
         task = get_task("gsm", **options)
         calls: list[int] = []
-        split = held_out_with_progress(task, 8, 4, 0, calls.append)
+        split = task.held_out(8, 4, 0, progress=calls.append)
         assert split == task.held_out(8, 4, 0) and calls == [4, 8]  # test, then train
         calls.clear()
-        assert generate_with_progress(task, 6, 1, calls.append) == task.generate(6, 1)
+        assert task.generate(6, 1, progress=calls.append) == task.generate(6, 1)
         assert calls == [6]
 
 
 def test_no_progress_is_the_plain_call():
     task = get_task("path", nodes_per_chain=4)
-    assert held_out_with_progress(task, 3, 1, 2, None) == task.held_out(3, 1, 2)
-    assert generate_with_progress(task, 2, 1, None) == task.generate(2, 1)
+    assert task.held_out(3, 1, 2, progress=None) == task.held_out(3, 1, 2)
+    assert task.generate(2, 1, progress=None) == task.generate(2, 1)

@@ -298,7 +298,7 @@ def test_train_keeps_the_held_out_split_and_eval_reads_it_instead_of_regeneratin
     path_model, monkeypatch, capsys
 ):
     from dlm.data import read_jsonl
-    from dlm.tasks import base
+    from dlm.tasks.path import PathTask
     from dlm.training import HELDOUT_NAME
 
     kept = [Example.from_json(r) for r in read_jsonl(path_model / HELDOUT_NAME)]
@@ -308,7 +308,7 @@ def test_train_keeps_the_held_out_split_and_eval_reads_it_instead_of_regeneratin
     def no_regeneration(*args, **kwargs):
         raise AssertionError("the kept held-out split should have been read")
 
-    monkeypatch.setattr(base, "held_out_with_progress", no_regeneration)
+    monkeypatch.setattr(PathTask, "held_out", no_regeneration)
     assert main(["eval", "--model", str(path_model), "--steps", "4", "--n", "5"]) == 0
     assert "/5)" in capsys.readouterr().out  # accuracy p% (c/5)
     with pytest.raises(AssertionError, match="kept held-out"):  # more than kept: regenerated

@@ -62,8 +62,7 @@ def test_heldout_loss_is_deterministic_and_leaves_the_global_rng_alone(tmp_path)
     first = loss(model, 0)
     assert torch.equal(torch.random.get_rng_state(), before)
     assert loss(model, 0) == first
-    whole = HeldOutLoss(build_objective(cfg), prepared.eval, batch_size=8, seed=5)(model, 0)
-    assert first["loss"] > 0 and whole["loss"] > 0
+    assert first["loss"] > 0 and first["ce"] > 0
     assert HeldOutLoss(build_objective(cfg), prepared.eval, batch_size=3, seed=6)(model, 0) != first
 
 

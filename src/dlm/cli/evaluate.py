@@ -198,8 +198,6 @@ def _kept_heldout(model_dir: Path, n: int) -> list | None:
 def _make_examples(args: argparse.Namespace, task, recipe, model_dir: Path) -> list:
     """The recipe's held-out split (kept beside the model by ``dlm train``, or regenerated
     from its seed) or ``--seed-data`` examples."""
-    from dlm.tasks.base import generate_with_progress, held_out_with_progress
-
     if args.task is None and recipe is not None:
         data = recipe.data
         n_test = args.n or data.n_eval
@@ -220,9 +218,9 @@ def _make_examples(args: argparse.Namespace, task, recipe, model_dir: Path) -> l
 
             return [Example.from_json(r) for r in read_jsonl(data.eval_file)][: args.n]
         with _examples_bar(args, data.n_train + n_test, task.name) as bar:
-            return held_out_with_progress(task, data.n_train, n_test, data.seed, bar.update)[1]
+            return task.held_out(data.n_train, n_test, data.seed, progress=bar.update)[1]
     with _examples_bar(args, args.n or 200, task.name) as bar:
-        return generate_with_progress(task, args.n or 200, args.seed_data, bar.update)
+        return task.generate(args.n or 200, args.seed_data, progress=bar.update)
 
 
 def _task_and_examples(args: argparse.Namespace, model_dir: Path):

@@ -47,8 +47,6 @@ def _make_examples(task, args: argparse.Namespace) -> tuple[list, list]:
     """The task's (train, test) examples, behind a bar over the examples made."""
     from tqdm.auto import tqdm
 
-    from dlm.tasks.base import held_out_with_progress
-
     with tqdm(
         total=args.n + args.n_test,
         desc=f"make {args.name}",
@@ -56,7 +54,7 @@ def _make_examples(task, args: argparse.Namespace) -> tuple[list, list]:
         disable=progress_disable(args),
         dynamic_ncols=True,
     ) as bar:
-        return held_out_with_progress(task, args.n, args.n_test, args.seed, bar.update)
+        return task.held_out(args.n, args.n_test, args.seed, progress=bar.update)
 
 
 def run(args: argparse.Namespace) -> int:

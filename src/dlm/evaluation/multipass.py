@@ -63,7 +63,8 @@ def multipass_generate(
         prompts = [pass_prompt(thought_task, questions[i], done[i]) for i in running]
         input_ids, mask = batch_prompts(tokenizer, prompts)
         # The prompt grows with every thought: a pass fills at most the positions left (the
-        # model never trained on a longer sequence), and rows with none left stop here.
+        # model never trained on a longer sequence); when the batch's longest prompt leaves
+        # none, decoding ends here.
         room, limit = max_thought_tokens, getattr(model, "max_positions", None)
         if limit is not None:
             room = min(room, limit - input_ids.shape[1])

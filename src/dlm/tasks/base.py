@@ -31,7 +31,6 @@ A ``progress`` callback (``Progress``: called with the number of examples just t
 tqdm bar's ``update``) can follow a long generation: ``take_distinct`` and every task's
 ``generate`` and ``held_out`` take one (None, the default, costs nothing), and a task that
 overrides them passes it on, so the counts it is called with add up to the examples made.
-``held_out_with_progress`` and ``generate_with_progress`` are the calls the CLI makes.
 """
 
 from __future__ import annotations
@@ -51,8 +50,6 @@ __all__ = [
     "Metric",
     "Progress",
     "Task",
-    "generate_with_progress",
-    "held_out_with_progress",
     "take_distinct",
 ]
 
@@ -163,21 +160,6 @@ def _ran_out(owner: str, what: str, train: list, test: list, n_train: int, n_tes
             f"{n_train} / {n_test} asked"
         )
     return f"{who} {got}; ask for fewer or widen the task's options"
-
-
-def held_out_with_progress(
-    task: Task, n_train: int, n_test: int, seed: int, progress: Progress | None
-) -> tuple[list[Example], list[Example]]:
-    """``task.held_out(n_train, n_test, seed)``, telling ``progress`` of the examples as
-    they are taken (the one call ``dlm task make`` and ``dlm eval`` make a split with)."""
-    return task.held_out(n_train, n_test, seed, progress=progress)
-
-
-def generate_with_progress(
-    task: Task, n: int, seed: int, progress: Progress | None
-) -> list[Example]:
-    """``task.generate(n, seed)``, telling ``progress`` of the examples as they are taken."""
-    return task.generate(n, seed, progress=progress)
 
 
 class Task(ABC):

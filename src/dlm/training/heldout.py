@@ -33,7 +33,10 @@ Evaluator = Callable[[DiffusionLM, int], dict[str, float]]
 def forked_rng(device: torch.device):
     """``torch.random.fork_rng`` over the CPU and, on a GPU, that device: every draw inside
     is forgotten when the block ends."""
-    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+    if device.type != "cuda":
+        return torch.random.fork_rng(devices=[])
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return torch.random.fork_rng(devices=[index])
 
 
 @dataclass
