@@ -1,0 +1,1 @@
+"""Chess with implicit search (DiffuSearch): data, encoding, agents, evaluation and play."""
