@@ -42,6 +42,7 @@ LAYERS = (
     "checkpoints",
     "training",
     "tasks",
+    "chess",
     "sampling",
     "models",
     "data",

@@ -8,6 +8,10 @@
     dlm convert SRC DST      (a Dream, Dream-Coder, LLaDA, DiffuGPT or DiffuLLaMA directory)
     dlm eval ppl --model DIR --data FILE [--seq-len N] [--mc-num K]
     dlm eval lm-eval --model dlm --model_args pretrained=DIR,... --tasks ...   (lm-eval's flags)
+    dlm chess make --games N --workers W --out DIR   (Stockfish-labelled self-play)
+    dlm chess puzzles --data DIR --out FILE.csv      (Lichess-form puzzles, offline)
+    dlm chess eval --agents DIR... [mcts] --data DIR --puzzles FILE.csv
+    dlm chess play --model DIR [--color black]
     dlm plot RUN... [--tag TAG ...] [--smooth K] [--out FILE.png]   (the TensorBoard curves)
 
 Each subcommand is a module of ``dlm.cli`` with ``add_arguments(parser)`` and
@@ -30,7 +34,20 @@ from types import ModuleType
 from dlm import __version__
 from dlm.errors import DlmUserError
 
-from . import convert, demo, eval_ppl, evaluate, generate, plot, task_make, train
+from . import (
+    chess_eval,
+    chess_make,
+    chess_play,
+    chess_puzzles,
+    convert,
+    demo,
+    eval_ppl,
+    evaluate,
+    generate,
+    plot,
+    task_make,
+    train,
+)
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "build_ppl_parser", "main"]
 
@@ -41,10 +58,19 @@ COMMANDS: dict[str, ModuleType | dict[str, ModuleType]] = {
     "generate": generate,
     "convert": convert,
     "task": {"make": task_make},
+    "chess": {
+        "make": chess_make,
+        "puzzles": chess_puzzles,
+        "eval": chess_eval,
+        "play": chess_play,
+    },
     "eval": evaluate,
     "plot": plot,
 }
-_GROUP_HELP = {"task": "work with the offline task generators"}
+_GROUP_HELP = {
+    "task": "work with the offline task generators",
+    "chess": "DiffuSearch chess: self-play data, agents' evaluation, play",
+}
 _ARGUMENT = re.compile(r"argument ([^:]+): (.*)", re.DOTALL)
 
 

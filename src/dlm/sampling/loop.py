@@ -327,6 +327,9 @@ class SamplingRun:
         so an unshifted model's output there is arbitrary (it filled 6x6 Sudoku canvases with
         [EOS] when read). With a shifted model, MGDM's code does read it.
 
+        ``remask_hold`` = N keeps the first N free positions masked after every step but the
+        last (on top of the re-masked ones), as DiffuSearch's decoder does with its move.
+
         EOS stopping does not end a row early here (a committed token can be re-masked): the
         padding after each row's first EOS is written once, after the last step, by the rule
         of ``finish_rows`` (pinned tokens kept).
@@ -340,6 +343,11 @@ class SamplingRun:
         forward.start_block(p0, p0 + free.shape[1])
         region = self.tokens[:, p0:]
         kept_confidence = torch.zeros(free.shape, device=free.device)
+        held = None
+        if s.remask_hold:  # DiffuSearch: the move stays masked until the future is decoded
+            held = torch.zeros_like(free)
+            held[:, : s.remask_hold] = True
+            held &= free
         for i in range(self.steps):
             was_masked = region == mask_id
             logits = forward(self.tokens)
@@ -356,6 +364,8 @@ class SamplingRun:
                     score = score + s.remask_noise * ratio * gumbel_like(score, self.generator)
                 remasked = select_top_k(-score, free, k, kmax=free.shape[1])
                 new = new.masked_fill(remasked, mask_id)
+                if held is not None:  # on top of the k re-masked, as DiffuSearch's decoder
+                    new = new.masked_fill(held, mask_id)
             region.copy_(new)
             if t == 0 and self.eos_id is not None:  # nothing is masked after the last step
                 finish_rows(region, torch.zeros_like(free), self.eos_id, self.pad_id, free=free)

@@ -151,6 +151,12 @@ class SamplerSettings:
     remask_noise: float = _setting(
         0.5, "Gumbel scale of policy remask (noise = remask_noise * t / T)", low=0.0
     )
+    remask_hold: int = _setting(
+        0,
+        "policy remask: the first N generated positions stay masked until the last step "
+        "(DiffuSearch holds its move so it is chosen after the future is)",
+        low=0,
+    )
     seed: int | None = _setting(None, "seeds every random draw of the run")
     rng: str = _setting(
         "dlm",
@@ -200,6 +206,11 @@ class SamplerSettings:
             raise SettingsError(
                 "policy 'remask' re-predicts the whole canvas each step; it takes no "
                 "block_length, threshold, factor or cache"
+            )
+        if self.remask_hold and self.policy != "remask":
+            raise SettingsError(
+                f"remask_hold={self.remask_hold} holds positions of policy 'remask'; "
+                f"set policy='remask' or remask_hold=0"
             )
         if self.compile and self.cache != "none":
             raise SettingsError(

@@ -11,6 +11,7 @@ from dlm.errors import DlmUserError
 from .addition import AdditionTask
 from .base import Example, Metric, Task, take_distinct
 from .boolean import BooleanTask
+from .chess import ChessTask
 from .countdown import CountdownTask
 from .gsm import GsmTask
 from .multi_sudoku import MultiSudokuTask
@@ -23,6 +24,7 @@ from .sums import SumsTask
 TASKS = {
     "addition": AdditionTask,
     "boolean": BooleanTask,
+    "chess": ChessTask,
     "countdown": CountdownTask,
     "gsm": GsmTask,
     "multi-sudoku": MultiSudokuTask,
@@ -59,6 +61,7 @@ __all__ = [
     "TASKS",
     "AdditionTask",
     "BooleanTask",
+    "ChessTask",
     "CountdownTask",
     "GsmTask",
     "MultiplicationTask",
