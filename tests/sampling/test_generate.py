@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from dlm.errors import SettingsError
 from dlm.sampling import commit_counts, filter_logits, generate, select_top_k, time_grid
 from helpers import EOS_ID, MASK_ID, PAD_ID, tiny_model
 
@@ -52,8 +53,9 @@ def test_matches_plain_reference_loop(policy, steps):
 
 
 @torch.no_grad()
-def reference_remask(model, prompt, n_new, steps):
-    """MGDM's easy-first loop with carry-over: committed tokens keep their commit confidence."""
+def reference_remask(model, prompt, n_new, steps, hold=0):
+    """MGDM's easy-first loop with carry-over: committed tokens keep their commit confidence;
+    ``hold``: the first positions are masked again after every step but the last (DiffuSearch)."""
     x = torch.cat([prompt, torch.full((n_new,), MASK_ID)]).unsqueeze(0)
     p0 = prompt.shape[0]
     kept = torch.zeros(n_new)
@@ -70,6 +72,8 @@ def reference_remask(model, prompt, n_new, steps):
         k = int(n_new * t / steps)
         if k > 0:
             x[0, p0 + torch.argsort(conf)[:k]] = MASK_ID
+        if t > 0 and hold:
+            x[0, p0 : p0 + hold] = MASK_ID
     return x[0, p0:]
 
 
@@ -81,6 +85,24 @@ def test_remask_matches_mgdm_reference_without_noise():
     assert out.nfe == 5
     for row in range(2):
         assert torch.equal(out.generated[row], reference_remask(model, prompts[row], 10, 5))
+
+
+def test_remask_hold_keeps_the_first_positions_masked_until_the_last_step():
+    model = tiny_model("gpt2")
+    model.config.eos_token_id = None
+    prompts = torch.randint(5, 40, (2, 4), generator=torch.Generator().manual_seed(3))
+    out = generate(
+        model, prompts, max_new_tokens=10, steps=5, policy="remask", remask_noise=0.0,
+        remask_hold=1, output_history=True,
+    )  # fmt: skip
+    for h in out.history[1:-1]:  # after every step but the last
+        assert bool((h[:, 4] == MASK_ID).all())
+    assert bool((out.generated != MASK_ID).all())
+    for row in range(2):
+        expected = reference_remask(model, prompts[row], 10, 5, hold=1)
+        assert torch.equal(out.generated[row], expected)
+    with pytest.raises(SettingsError, match="remask_hold"):
+        generate(model, prompts, max_new_tokens=10, policy="confidence", remask_hold=1)
 
 
 def test_one_token_per_step_when_steps_equal_length_and_history():

@@ -220,26 +220,33 @@ class MCTSPlayer:
         node.expanded = True
         return float(self.value.values([board])[0])
 
-    def _select(self, node: _Node) -> tuple[chess.Move, _Node]:
+    def _select(self, node: _Node, first_play: float) -> tuple[chess.Move, _Node]:
         root_n = math.sqrt(max(node.visits, 1))
 
         def score(item: tuple[chess.Move, _Node]) -> float:
             child = item[1]
-            return child.q + self.c_puct * child.prior * root_n / (1 + child.visits)
+            q = child.q if child.visits else first_play
+            return q + self.c_puct * child.prior * root_n / (1 + child.visits)
 
         return max(node.children.items(), key=score)
 
-    def search(self, board: chess.Board) -> _Node:
+    def search(self, board: chess.Board) -> tuple[_Node, bool]:
+        """The search tree's root after ``simulations`` simulations, and whether the S-A
+        prior's unrestricted argmax was illegal."""
         if board.is_game_over():
             raise DlmUserError(f"MCTS was asked to move in a finished game: {board.fen()}")
         root = _Node(1.0)
-        legal, logits, _ = self.policy.move_logits(board)  # the root always has its moves
+        legal, logits, illegal = self.policy.move_logits(board)  # the root always has moves
         root.children = {m: _Node(p) for m, p in zip(legal, torch.softmax(logits, -1).tolist())}
         root.expanded, root.visits = True, 1
+        root_q = float(self.value.values([board])[0])  # the side to move's value of the root
         for _ in range(self.simulations):
             node, b, path = root, board.copy(), []
             while node.expanded and node.children:
-                move, node = self._select(node)
+                # first-play value of an unvisited move: the value of its parent for the side
+                # choosing (not 0, which on this [0, 1] scale would call every untried move lost)
+                first_play = root_q if node is root else 1.0 - node.q  # node.q: the other side's
+                move, node = self._select(node, first_play)
                 b.push(move)
                 path.append(node)
             if node.expanded:  # a finished position reached again
@@ -253,12 +260,11 @@ class MCTSPlayer:
                 child.visits += 1
                 child.value_sum += value
             root.visits += 1
-        return root
+        return root, illegal
 
     def choose(self, board: chess.Board) -> Decision:
-        root = self.search(board)
-        move, best = max(root.children.items(), key=lambda kv: (kv[1].visits, kv[1].q))
-        _, _, illegal = self.policy.move_logits(board)
+        root, illegal = self.search(board)
+        move, _ = max(root.children.items(), key=lambda kv: (kv[1].visits, kv[1].q))
         scores = {m.uci(): float(c.visits) for m, c in root.children.items()}
         return Decision(move, illegal_prediction=illegal, scores=scores)
 

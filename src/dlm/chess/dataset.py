@@ -6,7 +6,7 @@ Layout of an output directory::
     DIR/shards/00000-00019.jsonl  the records of games 0..19, one JSON object per position
     ...
 
-Games are cut into shards of ``SHARD_GAMES`` consecutive ids, and a shard is written at once
+Games are cut into shards of ``shard_games`` (``SHARD_GAMES`` = 20) consecutive ids, and a shard is written at once
 (atomically) when all its games are labelled, so a killed run leaves only whole shards: the
 rerun makes exactly the missing ones, and no record is lost or written twice. Since a game is
 a pure function of its id and the settings (``selfplay``), which worker makes it and in what
@@ -57,14 +57,19 @@ def game_split(game_id: int, test_every: int = 10) -> str:
     return "test" if game_id % test_every == test_every - 1 else "train"
 
 
+def _plan(games: int, shard_games: int) -> list[tuple[int, int]]:
+    return [(s, min(s + shard_games, games)) for s in range(0, games, shard_games)]
+
+
 def _shard_name(start: int, end: int) -> str:
     return f"{start:05d}-{end - 1:05d}.jsonl"
 
 
-def _settings_record(settings: GameSettings, test_every: int) -> dict[str, Any]:
+def _settings_record(settings: GameSettings, test_every: int, shard_games: int) -> dict[str, Any]:
     record = asdict(settings)
     record["test_every"] = test_every
-    record["format"] = 1
+    record["shard_games"] = shard_games
+    record["format"] = 2  # 2: every legal move has an action value
     return record
 
 
@@ -97,6 +102,7 @@ def make_dataset(
     workers: int = 1,
     settings: GameSettings | None = None,
     test_every: int = 10,
+    shard_games: int = SHARD_GAMES,
     progress: Callable[[int], object] | None = None,
 ) -> MakeReport:
     """Make (or finish) ``games`` self-play games into ``out``; ``progress`` gets games done."""
@@ -107,10 +113,12 @@ def make_dataset(
         raise DlmUserError(f"--workers must be at least 1; got {workers}")
     if test_every < 2:
         raise DlmUserError(f"--test-every must be at least 2; got {test_every}")
+    if shard_games < 1:
+        raise DlmUserError(f"--shard-games must be at least 1; got {shard_games}")
     if settings.horizon < 1:
         raise DlmUserError(f"--horizon must be at least 1; got {settings.horizon}")
     root = check_output_dir(out, "--out")
-    wanted = _settings_record(settings, test_every)
+    wanted = _settings_record(settings, test_every, shard_games)
     settings_path = root / _SETTINGS
     if settings_path.exists():
         have = json.loads(settings_path.read_text())
@@ -124,10 +132,9 @@ def make_dataset(
     shards.mkdir(parents=True, exist_ok=True)
     if not settings_path.exists():
         atomic_write_text(settings_path, json.dumps(wanted, indent=2, sort_keys=True) + "\n")
-    _check_shard_plan(shards, games)
+    _check_shard_plan(shards, games, shard_games)
     jobs, skipped = [], 0
-    for start in range(0, games, SHARD_GAMES):
-        end = min(start + SHARD_GAMES, games)
+    for start, end in _plan(games, shard_games):
         path = shards / _shard_name(start, end)
         if path.exists():
             skipped += 1
@@ -146,18 +153,16 @@ def make_dataset(
     return MakeReport(made, positions, searches, time.perf_counter() - t0, skipped)
 
 
-def _check_shard_plan(shards: Path, games: int) -> None:
+def _check_shard_plan(shards: Path, games: int, shard_games: int) -> None:
     """Refuse shards this game count would not make but whose games it covers (left by a run
     with another --games whose last shard was partial): the records would overlap."""
-    expected = {
-        _shard_name(s, min(s + SHARD_GAMES, games)) for s in range(0, games, SHARD_GAMES)
-    }
+    expected = {_shard_name(s, e) for s, e in _plan(games, shard_games)}
     for path in sorted(shards.glob("*.jsonl")):
         if path.name not in expected and int(path.name.split("-")[0]) < games:
             raise DlmUserError(
                 f"{path} was made by a run with another --games and overlaps this one's games; "
                 "continue with that run's --games (or a multiple of "
-                f"{SHARD_GAMES} above it), or use a new --out"
+                f"{shard_games} above it), or use a new --out"
             )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "EngineSettings",
     "Search",
     "bin_value",
+    "every_move_value",
     "open_engine",
     "search",
     "stockfish_path",
@@ -129,7 +130,8 @@ def search(
     all_moves: bool = False,
 ) -> Search:
     """Search ``board`` from an empty hash with a node limit; ``all_moves``: score every legal
-    move too (MultiPV over all of them, the node budget shared between them)."""
+    move too (MultiPV over all of them, the node budget shared between them: at a small
+    budget it does not reach every move; ``every_move_value`` completes them)."""
     legal = board.legal_moves.count()
     limit = chess.engine.Limit(nodes=nodes)
     if legal == 0:
@@ -150,3 +152,16 @@ def search(
             if info.get("pv")
         }
     return Search(best, pv, win_probability(top["score"], board.turn), values)
+
+
+def every_move_value(
+    engine: chess.engine.SimpleEngine, board: chess.Board, found: Search, nodes: int
+) -> dict[chess.Move, float]:
+    """Every legal move's win probability: those ``found`` by an ``all_moves`` search, and
+    each move it did not reach valued by a search of the position it leads to."""
+    values = dict(found.values or {})
+    for move in sorted(set(board.legal_moves) - set(values), key=chess.Move.uci):
+        child = board.copy()
+        child.push(move)
+        values[move] = 1.0 - search(engine, child, nodes).win_prob
+    return values

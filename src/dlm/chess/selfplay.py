@@ -6,8 +6,9 @@ for the game, so the positions are diverse (not only what the best play reaches)
 
 - with probability ``random_share`` (0, 0.1, 0.25 or 0.5 for the game) a uniformly random
   legal move;
-- otherwise a move drawn from the softmax of every legal move's win probability at a
-  temperature (0, 0.02, 0.05 or 0.1 for the game; 0 plays Stockfish's best move).
+- otherwise a move drawn from the softmax of the win probabilities of the moves one MultiPV
+  search reaches, at a temperature (0, 0.02, 0.05 or 0.1 for the game; 0 plays Stockfish's
+  best move).
 
 Every position before the game ends is a record, labelled by Stockfish at the run's fixed
 node limit from an empty hash (``engine.search``):
@@ -18,7 +19,9 @@ node limit from an empty hash (``engine.search``):
   position it is played in, so the line ends early only when the game does);
 - ``value``: the side to move's win probability (for S-V), and ``action_values``: every legal
   move's win probability from one MultiPV search over all of them (for SA-V; that search
-  shares the node budget between the moves, so its values are coarser than ``value``).
+  shares the node budget between the moves, so its values are coarser than ``value``; a move
+  it does not reach is valued by a search of the position after it). The game is the same
+  with or without ``action_values``.
 
 The searches of one game are cached by position, so a line that follows the game costs
 nothing extra. A game ends at checkmate, stalemate, a claimable draw, insufficient material,
@@ -35,7 +38,7 @@ from typing import Any
 import chess
 import chess.engine
 
-from .engine import EngineSettings, Search, search
+from .engine import EngineSettings, Search, every_move_value, search
 from .openings import Opening
 
 __all__ = ["GameSettings", "play_and_label"]
@@ -143,7 +146,10 @@ def play_and_label(
             "played": positions[ply + 1].peek().uci() if ply + 1 < len(positions) else board.peek().uci(),
         }
         if settings.action_values:
-            values = labels.every_move(position).values or {}
+            values = every_move_value(
+                labels.engine, position, labels.every_move(position), settings.engine.nodes
+            )
+            labels.searches += len(values) - len(labels.every_move(position).values or {})
             record["action_values"] = {m.uci(): round(v, 6) for m, v in sorted(values.items(), key=lambda kv: kv[0].uci())}
         records.append(record)
     return records, labels.searches

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--test-every", type=int_at_least(2), default=10, help="every N-th game is held out"
     )
+    parser.add_argument(
+        "--shard-games", type=int_at_least(1), default=20, help="games per resumable shard"
+    )
     parser.add_argument("--seed", type=int, default=0)
     add_quiet_option(parser)
 
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             settings=settings,
             test_every=args.test_every,
+            shard_games=args.shard_games,
             progress=bar.update,
         )
     rate = report.positions_per_second / args.workers
