@@ -23,6 +23,7 @@ namespace.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -245,6 +246,18 @@ def arc_like_task(root: Path) -> None:
 
 
 # ---------------------------------------------------------------- the table, in README order
+#: Appended to the chess recipes' dlm train: TRAIN on the few positions of the tiny data.
+CHESS_TRAIN = (*TRAIN, "data.n_train=8", "data.n_eval=2")
+CHESS_SHORT = SHORT.replace("32 examples", "8 positions") + " of the shortened dlm chess make"
+
+
+def chess_extra_in_test(ran: Ran) -> None:
+    """The test extras CI installs include every package of the chess extra."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert set(extras["chess"]) <= set(extras["test"])
+
+
 CI_RUNS_IT = "CI runs this line itself (.ci/run)"
 TABLE: tuple[Entry, ...] = (
     Entry(
@@ -462,6 +475,62 @@ TABLE: tuple[Entry, ...] = (
         "the model is the shortened dlm train recipes/path/diffusion.yaml's (4 held-out "
         "examples); answers.jsonl, dlm generate --output's above, is replaced",
     ),
+    Entry("apt-get update", "not run", (in_ci("apt-get update"),), CI_RUNS_IT),
+    Entry(
+        "apt-get install -y stockfish",
+        "not run",
+        (in_ci("apt-get install -y stockfish"),),
+        CI_RUNS_IT + " (when no Stockfish is installed)",
+    ),
+    Entry(
+        'pip install -e ".[chess]"',
+        "not run",
+        (chess_extra_in_test,),
+        'CI installs the test extras (.ci/run), which hold the chess extra\'s packages',
+    ),
+    Entry(
+        "dlm chess make --games 10000 --workers 2 --out data/chess",
+        "dlm",
+        (wrote("data/chess/settings.json", "data/chess/shards/00000-00003.jsonl"),),
+        "shortened: 4 games of at most 20 plies at 50 nodes, every second game held out, one worker",
+        replace=(("--games 10000", "--games 4"), ("--workers 2", "--workers 1")),
+        append=("--nodes", "50", "--max-plies", "20", "--test-every", "2"),
+    ),
+    *(
+        Entry(
+            f"dlm train recipes/chess/{agent}.yaml",
+            "dlm",
+            (recipe_value(f"runs/chess-{agent}/model", "data.task_options.agent", agent),),
+            CHESS_SHORT,
+            append=CHESS_TRAIN,
+        )
+        for agent in ("diffusearch", "s-a", "s-v", "sa-v")
+    ),
+    Entry(
+        "dlm chess puzzles --data data/chess --out data/chess/puzzles.csv --max 1000",
+        "dlm",
+        (wrote("data/chess/puzzles.csv"), printed("puzzles from")),
+        "shortened: at most 3 puzzles, 2,000-node searches",
+        replace=(("--max 1000", "--max 3"),),
+        append=("--nodes", "2000"),
+    ),
+    Entry(
+        "dlm chess eval --agents runs/chess-diffusearch/model runs/chess-s-a/model "
+        "runs/chess-s-v/model runs/chess-sa-v/model mcts --data data/chess --puzzles "
+        "data/chess/puzzles.csv --out runs/chess-eval",
+        "dlm",
+        (wrote("runs/chess-eval/report.json", "runs/chess-eval/games.pgn"), printed("Action accuracy", "Elo")),
+        "shortened: 4 positions, 2 games per pairing of at most 12 plies, the random anchor, "
+        "8 MCTS simulations, 4 DiffuSearch steps",
+        append=("--positions", "4", "--games", "2", "--anchors", "random", "--max-plies", "12",
+                "--simulations", "8", "--steps", "4", "--quiet"),
+    ),
+    Entry(
+        "dlm chess play --model runs/chess-diffusearch/model",
+        "dlm",
+        (wrote("game.pgn"),),
+        "stdin is empty here: the game stops at its first prompt and saves its PGN",
+    ),
     Entry(
         "dlm convert ~/models/LLaDA-8B-Instruct llada-8b",
         "dlm",
@@ -575,6 +644,7 @@ def test_readme_command(entry: Entry, work: Work, monkeypatch, capsys):
     if entry.command.startswith("dlm eval lm-eval"):
         pytest.importorskip("lm_eval", reason="lm-eval is the eval/test extra; not installed")
     monkeypatch.chdir(work.root)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # an interactive command reads EOF
     for name, value in entry.env:
         monkeypatch.setenv(name, value)
     if entry.cut_corpus:
