@@ -9,13 +9,12 @@ skipped when no Stockfish is installed.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import chess
 import pytest
 
+from chess_helpers import needs_stockfish
 from dlm.chess.player import Decision, StockfishPlayer
 from dlm.chess.puzzles import (
     COLUMNS,
@@ -36,12 +35,6 @@ from dlm.chess.puzzles import (
 )
 from dlm.errors import DlmUserError
 
-HAVE_STOCKFISH = bool(
-    os.environ.get("DLM_STOCKFISH")
-    or shutil.which("stockfish")
-    or os.access("/usr/games/stockfish", os.X_OK)
-)
-needs_stockfish = pytest.mark.skipif(not HAVE_STOCKFISH, reason="needs Stockfish")
 NODES = 10_000
 
 # 1.e4 e5 2.Bc4 Nc6 3.Qh5 Nf6?? 4.Qxf7#

@@ -4,14 +4,12 @@ both colours, illegal predictions are counted, and the PGN file reads back."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import chess
 import chess.engine
 import chess.pgn
 import pytest
 
+from chess_helpers import needs_stockfish
 from dlm.chess.player import Decision, RandomPlayer
 from dlm.chess.tournament import (
     Adjudicator,
@@ -26,13 +24,6 @@ from dlm.chess.tournament import (
     save_pgn,
 )
 from dlm.errors import DlmUserError
-
-HAVE_STOCKFISH = bool(
-    os.environ.get("DLM_STOCKFISH")
-    or shutil.which("stockfish")
-    or os.access("/usr/games/stockfish", os.X_OK)
-)
-needs_stockfish = pytest.mark.skipif(not HAVE_STOCKFISH, reason="Stockfish is not installed")
 
 RESULTS = {"1-0", "0-1", "1/2-1/2"}
 RULES = {
