@@ -121,7 +121,8 @@ def test_eval_from_a_data_file_with_self_consistency(path_model, tmp_path, capsy
     "argv, message",
     [
         (["task", "make", "countdown", "--split", "cd9"], "has no split 'cd9'; its splits: cd3"),
-        (["task", "make", "chess"], "unknown task 'chess'; available tasks:"),
+        (["task", "make", "go"], "unknown task 'go'; available tasks:"),
+        (["task", "make", "chess"], "make it with `dlm chess make"),
         (["task", "make", "sat", "--option", "variables"], "key=value"),
     ],
 )

@@ -59,7 +59,14 @@ def _make_examples(task, args: argparse.Namespace) -> tuple[list, list]:
 
 def run(args: argparse.Namespace) -> int:
     from dlm.data import write_jsonl
-    from dlm.tasks import get_task
+    from dlm.errors import DlmUserError
+    from dlm.tasks import DATA_TASKS, get_task
+
+    if args.name in DATA_TASKS:
+        raise DlmUserError(
+            f"{args.name} examples come from a data folder, not a seed: make it with "
+            f"`dlm {args.name} make --games N --out DIR`"
+        )
     from dlm.tasks.splits import split_options
 
     suffix = f"-{args.split}" if args.split else ""
