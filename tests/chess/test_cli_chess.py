@@ -34,7 +34,7 @@ def test_chess_play_rejects_an_illegal_move_and_plays_on(tiny_agents, tmp_path):
     assert game.headers["Result"] == "0-1"  # white (the human) resigned
 
 
-def test_chess_play_shows_diffusearch_future(tiny_agents, tmp_path):
+def test_chess_play_lets_diffusearch_open_as_white(tiny_agents, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "dlm.cli.main", "chess", "play", "--model",
          str(tiny_agents["diffusearch"]), "--color", "black", "--steps", "3",
@@ -42,7 +42,10 @@ def test_chess_play_shows_diffusearch_future(tiny_agents, tmp_path):
         input="quit\n", capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "g.pgn").is_file()
+    game = chess.pgn.read_game(io.StringIO((tmp_path / "g.pgn").read_text()))
+    moves = list(game.mainline_moves())
+    assert len(moves) == 1 and moves[0] in chess.Board().legal_moves  # its move, then quit
+    assert game.headers["Result"] == "*"
 
 
 def test_chess_eval_writes_the_three_tables(tiny_agents, chess_data, tmp_path, capsys):
@@ -70,6 +73,8 @@ def test_chess_eval_writes_the_three_tables(tiny_agents, chess_data, tmp_path, c
     # 3 agents round robin (3 pairs) + each against random, one opening, both colours
     assert report["games"] == (3 + 3) * 2
     assert report["elo"]["random"]["elo"] == 0.0
+    rates = report["illegal_in_games"]  # over the round robin and the gauntlet together
+    assert set(rates) == {"s-a", "s-v", "mcts"} and rates["s-v"] == 0.0
     games = (out / "games.pgn").read_text().count("[Event ")
     assert games == report["games"]
 

@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 _VOCAB = chess_vocab()
+_TOKENS = {i: t for t, i in _VOCAB.items()}
 _SEP, _MASK = _VOCAB["[SEP]"], _VOCAB["[MASK]"]
 _MOVE0 = _VOCAB[MOVES[0]]
 _BIN0 = _VOCAB["<0>"]
@@ -317,8 +318,7 @@ class DiffuSearchPlayer:
     ) -> tuple[tuple[chess.Move, ...], tuple[str, ...]]:
         """The predicted moves after ``move`` and the predicted boards (as FEN) they are played
         on, as far as the prediction reads as a future at all."""
-        id_to_token = {i: t for t, i in _VOCAB.items()}
-        text = " ".join(id_to_token[i] for i in ids if i in id_to_token)
+        text = " ".join(_TOKENS[i] for i in ids if i in _TOKENS)
         moves, boards = parse_future(text)
         fens = []
         for s in boards:

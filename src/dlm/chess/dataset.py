@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import chess
+
 from dlm.atomic import atomic_write_text, check_output_dir
 from dlm.errors import DlmUserError
 
@@ -34,7 +36,7 @@ from .engine import EngineSettings, open_engine
 from .openings import load_openings
 from .selfplay import GameSettings, play_and_label
 
-__all__ = ["SHARD_GAMES", "MakeReport", "game_split", "load_records", "make_dataset"]
+__all__ = ["SHARD_GAMES", "MakeReport", "game_phase", "game_split", "load_records", "make_dataset"]
 
 SHARD_GAMES = 20
 _SETTINGS = "settings.json"
@@ -51,6 +53,13 @@ class MakeReport:
     @property
     def positions_per_second(self) -> float:
         return self.positions / self.seconds if self.seconds > 0 else 0.0
+
+
+def game_phase(board: chess.Board) -> str:
+    """The phase a position's accuracy is reported under, by its pieces: opening (26 or
+    more), middlegame (14 or more), endgame."""
+    pieces = len(board.piece_map())
+    return "opening" if pieces >= 26 else "middlegame" if pieces >= 14 else "endgame"
 
 
 def game_split(game_id: int, test_every: int = 10) -> str:

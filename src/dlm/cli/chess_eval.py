@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             with Adjudicator() as judge, tqdm(
                 total=pairs * 2 * len(openings), desc="games", disable=disable
             ) as bar:
-                results = []
+                results, decisions, illegal = [], {}, {}
                 for part in (
                     round_robin(players, openings, adjudicator=judge, max_plies=args.max_plies, progress=bar.update)
                     if len(players) > 1
@@ -119,14 +119,17 @@ def run(args: argparse.Namespace) -> int:
                         continue
                     results += part.results
                     pgn += part.records
-                    for p in players:
-                        if p.name in part.decisions and part.decisions[p.name]:
-                            report.illegal_in_games[p.name] = part.illegal_rate(p.name)
+                    for name, n in part.decisions.items():  # summed over both parts
+                        decisions[name] = decisions.get(name, 0) + n
+                        illegal[name] = illegal.get(name, 0) + part.illegal_predictions[name]
         finally:
             for anchor in anchors:
                 close = getattr(anchor, "close", None)
                 if close is not None:
                     close()
+        report.illegal_in_games = {
+            p.name: illegal[p.name] / decisions[p.name] for p in players if decisions.get(p.name)
+        }
         anchor = "random" if "random" in args.anchors else None
         report.ratings = fit_ratings(results, anchor=anchor)
         report.games = len(results)

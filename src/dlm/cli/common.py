@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlm.atomic import check_output_dir, check_output_path
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
 
     from dlm.models import DiffusionLM
     from dlm.sampling import ResolvedSettings
-    from dlm.training import TrainConfig
 
 __all__ = [
     "add_quiet_option",
@@ -31,7 +29,6 @@ __all__ = [
     "add_sampler_options",
     "add_task_selection",
     "check_output_dir",
-    "recorded_recipe",
     "refuse_unknown_tokens",
     "check_output_path",
     "check_sampler_flags",
@@ -146,17 +143,6 @@ def load_model_and_tokenizer(path: str) -> tuple[DiffusionLM, PreTrainedTokenize
             "tokenizer (model.save_pretrained(path, tokenizer))"
         )
     return model, tokenizer
-
-
-def recorded_recipe(model_dir: Path) -> TrainConfig | None:
-    """The recipe a model was trained with (``train_config.yaml`` in its folder or the run
-    folder above it), or None for a model ``dlm train`` did not write."""
-    from dlm.training import load_train_config
-
-    for candidate in (model_dir / "train_config.yaml", model_dir.parent / "train_config.yaml"):
-        if candidate.is_file():
-            return load_train_config(str(candidate))
-    return None
 
 
 def refuse_unknown_tokens(tokenizer, prompts: list[str], where: list[str]) -> None:

@@ -50,7 +50,6 @@ from .common import (
     parse_options,
     positive_int,
     progress_disable,
-    recorded_recipe,
     refuse_unknown_tokens,
     sampler_options,
 )
@@ -227,6 +226,7 @@ def _task_and_examples(args: argparse.Namespace, model_dir: Path):
     from dlm.data import read_jsonl
     from dlm.tasks import Example, get_task
     from dlm.tasks.splits import split_options
+    from dlm.training import recorded_recipe
 
     recipe = recorded_recipe(model_dir)
     trained_on = recipe.data.task if recipe is not None else None

@@ -135,8 +135,7 @@ def recorded_task(model_dir: str) -> Task | None:
     stderr and read as no task, so generation itself still runs.
     """
     from dlm.tasks import get_task
-
-    from .common import recorded_recipe
+    from dlm.training import recorded_recipe
 
     recipe = recorded_recipe(Path(model_dir))
     if recipe is None or recipe.data.task is None:

@@ -35,6 +35,7 @@ from dlm.chess.agents import (
     PolicyPlayer,
     StateValuePlayer,
 )
+from dlm.chess.dataset import game_phase
 from dlm.chess.player import Player, RandomPlayer, StockfishPlayer
 from dlm.errors import DlmUserError
 
@@ -59,16 +60,12 @@ _KINDS = {
 
 def agent_kind(model_dir: str | Path) -> str:
     """The agent a chess model directory was trained as (from its ``train_config.yaml``)."""
-    from dlm.training import load_train_config
+    from dlm.training import recorded_recipe
 
     path = Path(model_dir)
-    recipe = next(
-        (p for p in (path / "train_config.yaml", path.parent / "train_config.yaml") if p.is_file()),
-        None,
-    )
-    if recipe is None:
+    config = recorded_recipe(path)
+    if config is None:
         raise DlmUserError(f"{path} has no train_config.yaml: give a model folder `dlm train` wrote")
-    config = load_train_config(str(recipe))
     if config.data.task != "chess":
         raise DlmUserError(f"{path} was trained on task {config.data.task!r}, not on chess")
     return str(config.data.task_options.get("agent", "diffusearch"))
@@ -123,11 +120,6 @@ class AccuracyRow:
         return self.illegal / self.positions if self.positions else 0.0
 
 
-def _phase(board: chess.Board) -> str:
-    pieces = len(board.piece_map())
-    return "opening" if pieces >= 26 else "middlegame" if pieces >= 14 else "endgame"
-
-
 def action_accuracy(
     players: Sequence[Player], records: Sequence[dict[str, Any]], progress: Progress | None = None
 ) -> list[AccuracyRow]:
@@ -143,7 +135,7 @@ def action_accuracy(
             row.positions += 1
             row.correct += hit
             row.illegal += decision.illegal_prediction
-            phase = phases[_phase(board)]
+            phase = phases[game_phase(board)]
             phase[0] += hit
             phase[1] += 1
             if progress is not None:

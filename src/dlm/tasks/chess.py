@@ -175,10 +175,12 @@ class ChessTask(Task):
         return self.action_accuracy(example, answer)
 
     def bucket(self, example: Example) -> str:
-        """The phase of the game by the pieces on the board: opening (26 or more),
-        middlegame (14 or more), endgame."""
-        pieces = sum(ch.isalpha() for ch in example.meta["fen"].split()[0])
-        return "opening" if pieces >= 26 else "middlegame" if pieces >= 14 else "endgame"
+        """The phase of the game (``dlm.chess.dataset.game_phase``)."""
+        import chess
+
+        from dlm.chess.dataset import game_phase
+
+        return game_phase(chess.Board(example.meta["fen"]))
 
     def render(self, prompt: str, answer: str) -> str:
         """The position as a diagram and the predicted moves in SAN (an illegal one marked ?)."""

@@ -7,6 +7,7 @@ from .config import (
     OptimSection,
     TrainConfig,
     load_train_config,
+    recorded_recipe,
 )
 from .heldout import Evaluator, HeldOutLoss
 from .objectives import AutoregressiveObjective, DiffusionObjective, StepLoss, build_objective
@@ -32,6 +33,7 @@ __all__ = [
     "build_model",
     "build_objective",
     "load_train_config",
+    "recorded_recipe",
     "prepare_data",
     "record_task_defaults",
     "train",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from dlm.config import ConfigError, load_config
@@ -24,6 +25,7 @@ __all__ = [
     "OptimSection",
     "TrainConfig",
     "load_train_config",
+    "recorded_recipe",
 ]
 
 Objective = Literal["pretrain", "sft", "ar"]
@@ -248,3 +250,13 @@ class TrainConfig:
 def load_train_config(path: str | None, overrides: list[str] | None = None) -> TrainConfig:
     """A ``TrainConfig`` from a YAML recipe plus ``key=value`` overrides."""
     return load_config(TrainConfig, path, overrides)
+
+
+def recorded_recipe(model_dir: Path | str) -> TrainConfig | None:
+    """The recipe a model was trained with (``train_config.yaml`` in its folder or the run
+    folder above it), or None for a model ``dlm train`` did not write."""
+    model_dir = Path(model_dir)
+    for candidate in (model_dir / "train_config.yaml", model_dir.parent / "train_config.yaml"):
+        if candidate.is_file():
+            return load_train_config(str(candidate))
+    return None
