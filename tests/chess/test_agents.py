@@ -16,9 +16,11 @@ from dlm.chess.agents import (
     PolicyPlayer,
     StateValuePlayer,
 )
-from dlm.chess.encoding import BOARD_LENGTH
+from dlm.chess.encoding import BOARD_LENGTH, board_string, chess_vocab
 from dlm.evaluation.chess_eval import action_accuracy, agent_kind, build_agents, load_agent
+from dlm.sampling import generate
 from dlm.tasks import get_task
+from sampling.reference_loops import Backbone, diffusearch_generate_samples
 
 pytestmark = needs_stockfish
 
@@ -83,6 +85,31 @@ def test_diffusearch_reads_the_move_after_the_future(tiny_agents):
     assert player.settings.remask_hold == 1 and player.settings.policy == "remask"
     assert player.settings.max_new_tokens == 3 + 2 * BOARD_LENGTH + 1
     assert agent_kind(tiny_agents["diffusearch"]) == "diffusearch"
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_diffusearch_reference_decoder_replays_generate_samples(tiny_agents, seed):
+    """``reference=True`` decodes the canvas DiffuSearch's ``generate_samples`` decodes on the
+    same weights (re-predict everything, current-score ranking, its Gumbel draws, held move)."""
+    model = load_model(tiny_agents["diffusearch"])
+    player = DiffuSearchPlayer(model, steps=6, reference=True, seed=seed)
+    assert not player.settings.remask_carry and player.settings.rng == "mgdm"
+    vocab = chess_vocab()
+    board = chess.Board("r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3")
+    prompt = torch.tensor([[vocab[c] for c in board_string(board)] + [vocab["[SEP]"]]])
+    settings = player.settings.replace(stop_at_eos=False)
+    out = generate(model, prompt, settings=settings).sequences
+    n = player.settings.max_new_tokens
+    canvas = torch.cat([prompt, torch.zeros(1, n, dtype=prompt.dtype)], dim=1)
+    src = torch.zeros(canvas.shape, dtype=torch.bool)
+    src[:, : prompt.shape[1]] = True
+    torch.manual_seed(seed)
+    ref = diffusearch_generate_samples(
+        Backbone(model).full, canvas, src, 6, noise=0.5, mask_token_id=vocab["[MASK]"]
+    )
+    assert torch.equal(out, ref)
+    decision = player.choose(board)
+    assert decision.move in board.legal_moves
 
 
 class _UniformPolicy(PolicyPlayer):

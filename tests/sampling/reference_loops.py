@@ -14,6 +14,9 @@ it; the precise behaviour each one keeps is listed in ``docs/reference-samplers.
   ``generate_with_prefix_cache``, ``generate_with_dual_cache``, ``get_transfer_index``).
 * ``fastdllm_dream_block_generate``: NVlabs/Fast-dLLM ``dream/model/generation_utils_block.py``
   (``_sample`` with ``block_length``, ``dual_cache`` and ``alg="confidence_threshold"``).
+* ``diffusearch_generate_samples``: HKUNLP/DiffuSearch ``src/test_infer_ddm.py``
+  (``generate_samples``, ``topk_decoding`` and ``topk_masking``, the re-masking decoder MGDM's
+  code also uses), with its held move position.
 
 The model side is a ``Backbone``: raw (unshifted) logits of a dlm model's Hugging Face backbone
 for a full canvas, for a window after a prefix cache, or for a block inside a full-length cache
@@ -34,6 +37,7 @@ from dlm.models.attention import set_causal
 __all__ = [
     "Backbone",
     "dream_counts",
+    "diffusearch_generate_samples",
     "dream_diffusion_generate",
     "fastdllm_dream_block_generate",
     "fastdllm_llada_generate",
@@ -527,3 +531,43 @@ def fastdllm_dream_block_generate(
             if not bool((x[:, start:end] == mask_token_id).any()):
                 break
     return x
+
+
+# ---------------------------------------------------------------------------------- DiffuSearch
+def _topk_lowest(scores, cutoff_len, noise_scale):
+    """``topk_masking``: the positions whose (noised) score is below the cutoff_len-th lowest."""
+    if noise_scale is not None:
+        gumbel = -torch.log(-torch.log(torch.rand_like(scores) + 1e-8) + 1e-8)
+        scores = scores + noise_scale * gumbel
+    cutoff = scores.sort(-1)[0].gather(dim=-1, index=cutoff_len)
+    return scores < cutoff
+
+
+def diffusearch_generate_samples(
+    model_fn, x, src_mask, steps, *, noise=0.5, hold_move=True, mask_token_id
+):
+    """``generate_samples`` with ``decoding_strategy="stochastic<noise>-linear"`` (``noise``
+    None: ``"deterministic-linear"``): every target position re-predicted each step, the
+    floor(N t / T) lowest-scored re-masked, the move position (the first target) re-masked on
+    top until the last step. ``model_fn`` gives unshifted logits; the shift is done here as the
+    reference does it."""
+    maskable = ~src_mask
+    move_position = src_mask.int().argmin(dim=-1, keepdim=True)
+    xt = x.masked_fill(maskable, mask_token_id)
+    for t in range(steps - 1, -1, -1):
+        with torch.no_grad():
+            scores = torch.log_softmax(model_fn(xt), dim=-1)
+        x0_scores, x0 = scores.max(-1)
+        x0 = torch.cat([x[:, :1], x0[:, :-1]], dim=1)
+        x0_scores = torch.cat([x0_scores[:, :1], x0_scores[:, :-1]], dim=1)
+        x0 = xt.masked_scatter(maskable, x0[maskable])
+        if t == 0:
+            return x0
+        rate = t / steps
+        cutoff_len = (maskable.sum(1, keepdim=True) * rate).long()
+        ranked = x0_scores.masked_fill(~maskable, 1000.0)
+        lowest = _topk_lowest(ranked, cutoff_len, None if noise is None else noise * rate)
+        xt = x0.masked_fill(lowest, mask_token_id)
+        if hold_move:
+            xt[:, move_position] = mask_token_id
+    return xt

@@ -21,6 +21,7 @@ from dlm.sampling import SamplerSettings, generate
 from helpers import EOS_ID, MASK_ID, PAD_ID, tiny_model
 from sampling.reference_loops import (
     Backbone,
+    diffusearch_generate_samples,
     dream_counts,
     dream_diffusion_generate,
     fastdllm_dream_block_generate,
@@ -36,6 +37,8 @@ LLADA_EXACT = {"stop_at_eos": False}
 DREAM_RNG = {"rng": "dream"}
 LLADA_RNG = {"rng": "llada"}
 FASTDLLM_DREAM = {"block_start": "first", "schedule": "dream", "stop_at_eos": False}
+# DiffuSearch's (and MGDM's) re-masking decoder: every position re-predicted each step.
+DIFFUSEARCH_EXACT = {"policy": "remask", "remask_carry": False, "stop_at_eos": False}
 
 POLICY = {
     "origin": "random",
@@ -72,6 +75,11 @@ def _logit_edit(model, *, mask=-1e4, eos=0.0):
 
 def dream_model(**edit):
     return _logit_edit(_spread(tiny_model("qwen2", shift=True), 1), **edit)
+
+
+def diffusearch_model(**edit):
+    """DiffuSearch's backbone: a shifted GPT-2 without a causal mask."""
+    return _logit_edit(_spread(tiny_model("gpt2", shift=True), 3), **edit)
 
 
 def llada_model(**edit):
@@ -321,6 +329,10 @@ def test_dream_mask_token_is_never_proposed(temperature):
         ({"rng": "llada", "top_k": 5}, "top_k"),
         ({"rng": "llada", "policy": "random", "threshold": 0.5}, "policy='confidence'"),
         ({"rng": "llada", "factor": 1.0}, "factor"),
+        ({"rng": "mgdm", "policy": "remask"}, "remask_carry=False"),
+        ({"rng": "mgdm", "policy": "confidence", "remask_carry": False}, "policy='remask'"),
+        ({"rng": "mgdm", **DIFFUSEARCH_EXACT, "temperature": 0.5}, "argmax"),
+        ({"remask_carry": False}, "policy='remask'"),
     ],
 )
 def test_reference_rng_refuses_what_the_reference_never_does(settings, message):
@@ -557,3 +569,61 @@ def test_fastdllm_dream_first_column_is_forced():
     first = bb.full(x)[0, 4].argmax()  # shifted: column 5 reads the output at column 4
     assert int(ref[0, 5]) == int(first)
     assert not bool((ref == MASK_ID).any())
+
+
+# ------------------------------------------------------------------ DiffuSearch / MGDM re-masking
+def _diffusearch_ref(model, ids, n, steps, noise, hold, seed=0):
+    canvas = torch.cat([ids, torch.zeros(ids.shape[0], n, dtype=ids.dtype)], dim=1)
+    src = torch.zeros(canvas.shape, dtype=torch.bool)
+    src[:, : ids.shape[1]] = True
+    torch.manual_seed(seed)
+    return diffusearch_generate_samples(
+        Backbone(model).full, canvas, src, steps, noise=noise, hold_move=hold,
+        mask_token_id=MASK_ID,
+    )
+
+
+def _dlm_diffusearch(model, ids, n, steps, noise, hold, seed=0, **extra):
+    return generate(
+        model,
+        ids,
+        max_new_tokens=n,
+        steps=steps,
+        remask_noise=noise or 0.0,
+        remask_hold=int(hold),
+        seed=seed,
+        **DIFFUSEARCH_EXACT,
+        **extra,
+    ).sequences
+
+
+@pytest.mark.parametrize("steps, n, hold", [(20, 24, True), (10, 24, True), (7, 13, False)])
+def test_diffusearch_deterministic(steps, n, hold):
+    model = diffusearch_model()
+    ids = _prompts(2, 9, seed=4)
+    ref = _diffusearch_ref(model, ids, n, steps, None, hold)
+    assert torch.equal(_dlm_diffusearch(model, ids, n, steps, None, hold), ref)
+
+
+@pytest.mark.parametrize("steps, n, hold, seed", [(20, 24, True, 3), (10, 17, False, 8)])
+def test_diffusearch_stochastic(steps, n, hold, seed):
+    model = diffusearch_model()
+    ids = _prompts(2, 9, seed=5)
+    ref = _diffusearch_ref(model, ids, n, steps, 0.5, hold, seed=seed)
+    out = _dlm_diffusearch(model, ids, n, steps, 0.5, hold, seed=seed, rng="mgdm")
+    assert torch.equal(out, ref)
+    # dlm's own Gumbel stream samples the same law with other numbers
+    assert not torch.equal(_dlm_diffusearch(model, ids, n, steps, 0.5, hold, seed=seed), ref)
+
+
+def test_diffusearch_committed_tokens_change_only_without_carry():
+    """The reference rewrites a committed token when its prediction changes; dlm's default keeps
+    it. On the same weights the two rules give different canvases."""
+    model = diffusearch_model()
+    ids = _prompts(2, 9, seed=4)
+    ref = _diffusearch_ref(model, ids, 24, 20, None, True)
+    carried = generate(
+        model, ids, max_new_tokens=24, steps=20, policy="remask", remask_noise=0.0,
+        remask_hold=1, stop_at_eos=False,
+    ).sequences
+    assert not torch.equal(carried, ref)

@@ -6,7 +6,11 @@ All five share the tokenizer (``encoding``) and, in a comparison, the backbone s
   ``state [SEP]`` is all masks; MGDM easy-first re-mask decoding (``policy="remask"``, T = 20
   steps, Gumbel noise 0.5 t/T) with the move position held masked until the last step
   (``remask_hold=1``), so the move is read from the first position after the future is
-  decoded. The predicted line and boards come with the decision.
+  decoded. The predicted line and boards come with the decision. dlm's re-mask keeps a
+  committed token with its commit confidence; ``reference=True`` decodes exactly as
+  DiffuSearch's ``generate_samples`` does (every position re-predicted each step and re-ranked
+  by its current score, the Gumbel noise drawn as its ``topk_masking``: ``remask_carry=False``,
+  ``rng="mgdm"``), token for token on the same weights.
 - ``PolicyPlayer`` (S-A): one forward of a causal model over ``state [SEP]``; the move token
   with the highest logit.
 - ``ActionValuePlayer`` (SA-V): the expected win probability of ``state move [SEP]`` for every
@@ -280,6 +284,7 @@ class DiffuSearchPlayer:
         remask_noise: float = 0.5,
         seed: int | None = 0,
         name: str = "diffusearch",
+        reference: bool = False,
     ) -> None:
         _check_vocab(model, "DiffuSearch")
         length = model.generation_defaults.get("max_new_tokens")
@@ -292,6 +297,8 @@ class DiffuSearchPlayer:
             policy="remask",
             remask_noise=remask_noise,
             remask_hold=1,
+            remask_carry=not reference,
+            rng="mgdm" if reference and remask_noise > 0 else "dlm",
             seed=seed,
         )
 

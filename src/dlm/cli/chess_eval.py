@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--simulations", type=int_at_least(1), default=100, help="MCTS")
     parser.add_argument("--c-puct", type=float, default=0.1, help="MCTS exploration")
     parser.add_argument("--steps", type=int_at_least(1), default=20, help="DiffuSearch T")
+    parser.add_argument(
+        "--reference-decoder",
+        action="store_true",
+        help="DiffuSearch decodes as its published code does: every position re-predicted "
+        "each step (dlm keeps committed tokens)",
+    )
     parser.add_argument("--out", metavar="DIR", help="where the tables and games go")
     add_quiet_option(parser)
 
@@ -87,7 +93,11 @@ def run(args: argparse.Namespace) -> int:
     records = load_records(args.data, "test")[: args.positions] if "accuracy" in tables else []
     puzzle_set = puzzle_lib.read_puzzles(args.puzzles) if args.puzzles and "puzzles" in tables else []
     players = build_agents(
-        args.agents, simulations=args.simulations, c_puct=args.c_puct, steps=args.steps
+        args.agents,
+        simulations=args.simulations,
+        c_puct=args.c_puct,
+        steps=args.steps,
+        reference_decoder=args.reference_decoder,
     )
     report = ChessReport()
     disable = progress_disable(args)

@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--color", choices=("white", "black"), default="white", help="yours")
     parser.add_argument("--pgn", metavar="FILE", default="game.pgn", help="where the game goes")
     parser.add_argument("--steps", type=int_at_least(1), default=20, help="DiffuSearch T")
+    parser.add_argument(
+        "--reference-decoder",
+        action="store_true",
+        help="DiffuSearch decodes as its published code does: every position re-predicted "
+        "each step (dlm keeps committed tokens)",
+    )
     parser.add_argument("--ascii", action="store_true", help="letters instead of unicode pieces")
 
 
@@ -47,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model.startswith("mcts:"):
         player = build_agents([*specs, "mcts"])[-1]
     else:
-        player = build_agents(specs, steps=args.steps)[0]
+        player = build_agents(
+            specs, steps=args.steps, reference_decoder=args.reference_decoder
+        )[0]
     play_terminal(
         player,
         human_color=chess.WHITE if args.color == "white" else chess.BLACK,

@@ -81,15 +81,23 @@ def load_agent(model_dir: str | Path, name: str | None = None, **options: Any) -
 
 
 def build_agents(
-    specs: Sequence[str], *, simulations: int = 100, c_puct: float = 0.1, steps: int = 20
+    specs: Sequence[str],
+    *,
+    simulations: int = 100,
+    c_puct: float = 0.1,
+    steps: int = 20,
+    reference_decoder: bool = False,
 ) -> list[Player]:
-    """Players from model directories, plus ``mcts`` (built from the S-A and S-V given)."""
+    """Players from model directories, plus ``mcts`` (built from the S-A and S-V given);
+    ``steps`` and ``reference_decoder`` are DiffuSearch's (``DiffuSearchPlayer``)."""
     players: list[Player] = []
     for spec in specs:
         if spec == "mcts":
             continue
         kind = agent_kind(spec)
-        options = {"steps": steps} if kind == "diffusearch" else {}
+        options = (
+            {"steps": steps, "reference": reference_decoder} if kind == "diffusearch" else {}
+        )
         name = kind if kind not in {p.name for p in players} else f"{kind}:{Path(spec).parent.name}"
         players.append(load_agent(spec, name=name, **options))
     if "mcts" in specs:

@@ -327,6 +327,11 @@ class SamplingRun:
         so an unshifted model's output there is arbitrary (it filled 6x6 Sudoku canvases with
         [EOS] when read). With a shifted model, MGDM's code does read it.
 
+        ``remask_carry=False`` is MGDM's and DiffuSearch's own rule instead: every free
+        position takes the step's argmax and the k to re-mask are ranked by the current scores
+        (``rng="mgdm"`` also draws their Gumbel noise as they do). The count is theirs in both
+        modes: floor of the float32 product N * t / T.
+
         ``remask_hold`` = N keeps the first N free positions masked after every step but the
         last (on top of the re-masked ones), as DiffuSearch's decoder does with its move.
 
@@ -348,20 +353,32 @@ class SamplingRun:
             held = torch.zeros_like(free)
             held[:, : s.remask_hold] = True
             held &= free
+        carry = s.remask_carry
         for i in range(self.steps):
             was_masked = region == mask_id
             logits = forward(self.tokens)
             self.nfe += 1
             proposal = self._propose(logits, was_masked.sum(1) / num_free.clamp(min=1))
-            new = torch.where(free & was_masked, proposal.tokens, region)
-            kept_confidence = torch.where(was_masked, proposal.confidence.float(), kept_confidence)
+            new = torch.where(free & was_masked if carry else free, proposal.tokens, region)
+            if carry:
+                kept_confidence = torch.where(
+                    was_masked, proposal.confidence.float(), kept_confidence
+                )
+            else:
+                kept_confidence = proposal.confidence.float()
             t = self.steps - 1 - i
             if t > 0:
                 ratio = t / self.steps
-                k = torch.floor(num_free.double() * ratio).long()
+                k = (num_free * ratio).long()  # float32 product, floored: the references' count
                 score = torch.log(kept_confidence.clamp_min(1e-30))
                 if s.remask_noise > 0:
-                    score = score + s.remask_noise * ratio * gumbel_like(score, self.generator)
+                    if s.rng == "mgdm":
+                        noise = reference_rng.mgdm_gumbel(
+                            *self.tokens.shape, p0, self.generator, score.device
+                        )
+                    else:
+                        noise = gumbel_like(score, self.generator)
+                    score = score + s.remask_noise * ratio * noise
                 remasked = select_top_k(-score, free, k, kmax=free.shape[1])
                 new = new.masked_fill(remasked, mask_id)
                 if held is not None:  # on top of the k re-masked, as DiffuSearch's decoder

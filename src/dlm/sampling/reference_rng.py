@@ -19,6 +19,9 @@ token. Written from reading the references (see ``docs/reference-samplers.md``),
   ``llada_uniform`` is ``remasking="random"``'s ``torch.rand((B, L))``, drawn after it. With a
   cache, Fast-dLLM's ``llada/generate.py`` draws over the window it fed instead (``fed_window``),
   and its prefix-cache loop draws one Gumbel noise more per cached step and throws it away.
+* ``rng="mgdm"`` mirrors ``topk_masking`` of HKUNLP's MGDM and DiffuSearch decoders (read in
+  DiffuSearch's ``src/test_infer_ddm.py``): ``mgdm_gumbel`` is its ``torch.rand_like(scores)``
+  over the whole (B, L) canvas, prompt included, turned into ``-log(-log(u + 1e-8) + 1e-8)``.
 
 The step forward gives logits for the block's columns only; a reference draw that spans the
 whole fed width is made at that width and the block's columns are sliced out of it. The mask
@@ -39,6 +42,7 @@ __all__ = [
     "fed_window",
     "llada_tokens",
     "llada_uniform",
+    "mgdm_gumbel",
 ]
 
 
@@ -128,3 +132,11 @@ def llada_uniform(eligible: torch.Tensor, window: tuple[int, int], generator) ->
     width, offset = window
     u = torch.rand((eligible.shape[0], width), generator=generator, device=eligible.device)
     return u[:, offset : offset + eligible.shape[1]]
+
+
+# ---------------------------------------------------------------------------------- MGDM
+def mgdm_gumbel(batch: int, width: int, start: int, generator, device) -> torch.Tensor:
+    """(B, width - start) Gumbel noise of ``topk_masking``: one float32 uniform per position of
+    the whole (B, width) canvas, ``-log(-log(u + 1e-8) + 1e-8)``, the generated columns kept."""
+    u = torch.rand((batch, width), generator=generator, device=device)
+    return (-torch.log(-torch.log(u + 1e-8) + 1e-8))[:, start:]

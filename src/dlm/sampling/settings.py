@@ -21,8 +21,9 @@ on the command line).
 Fields that make dlm reproduce a published sampler exactly (``docs/reference-samplers.md``):
 ``schedule="dream"`` (Dream's float32 step counts), ``stop_at_eos=False`` (EOS and padding are
 ordinary tokens, as in Dream, LLaDA and Fast-dLLM) and ``block_start="first"`` (Fast-dLLM's
-Dream block rule), and ``rng="dream"`` / ``rng="llada"`` (draw the random numbers as those
-samplers do, so that stochastic runs match too; ``dlm.sampling.reference_rng``).
+Dream block rule), ``remask_carry=False`` (MGDM's and DiffuSearch's re-prediction of every
+position), and ``rng="dream"`` / ``rng="llada"`` / ``rng="mgdm"`` (draw the random numbers as
+those samplers do, so that stochastic runs match too; ``dlm.sampling.reference_rng``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ __all__ = [
 POLICIES = ("random", "confidence", "margin", "entropy", "remask")
 SCHEDULES = ("linear", "dream")
 BLOCK_STARTS = ("any", "first")
-RNG_MODES = ("dlm", "dream", "llada")
+RNG_MODES = ("dlm", "dream", "llada", "mgdm")
 
 #: The value that switches an optional setting (``top_p``, ``threshold``, ``block_length``, ...)
 #: off in a higher layer, over a value a lower layer (a checkpoint's defaults) set.
@@ -157,6 +158,12 @@ class SamplerSettings:
         "(DiffuSearch holds its move so it is chosen after the future is)",
         low=0,
     )
+    remask_carry: bool = _setting(
+        True,
+        "policy remask: a committed token keeps its token and the confidence it was committed "
+        "with (dlm); --no-remask-carry re-predicts every generated position each step and "
+        "re-masks by the current scores, as MGDM's and DiffuSearch's code do",
+    )
     seed: int | None = _setting(None, "seeds every random draw of the run")
     rng: str = _setting(
         "dlm",
@@ -164,7 +171,9 @@ class SamplerSettings:
         "diffusion_generate's torch.rand / torch.multinomial calls, with schedule=dream, no "
         "blocks or cache); llada (LLaDA generate's float64 Gumbel noise over the whole canvas "
         "and, for policy=random, its uniform ranking with the linear counts; with a cache, "
-        "Fast-dLLM's draws over the window it feeds). With a seed they replay the "
+        "Fast-dLLM's draws over the window it feeds); mgdm (the Gumbel noise of MGDM's and "
+        "DiffuSearch's topk_masking over the whole canvas, with policy=remask "
+        "--no-remask-carry). With a seed they replay the "
         "reference's global RNG after torch.manual_seed(seed)",
         choices=RNG_MODES,
     )
@@ -212,6 +221,11 @@ class SamplerSettings:
                 f"remask_hold={self.remask_hold} holds positions of policy 'remask'; "
                 f"set policy='remask' or remask_hold=0"
             )
+        if not self.remask_carry and self.policy != "remask":
+            raise SettingsError(
+                "remask_carry=False re-predicts committed tokens of policy 'remask'; "
+                "set policy='remask' or drop --no-remask-carry"
+            )
         if self.compile and self.cache != "none":
             raise SettingsError(
                 "compile=True needs cache='none' (a static-shape canvas); the caches change "
@@ -226,8 +240,21 @@ class SamplerSettings:
             self._check_reference_rng()
 
     def _check_reference_rng(self) -> None:
-        """``rng`` dream / llada replay one reference sampler's draws; refuse what it never does."""
+        """``rng`` dream / llada / mgdm replay one reference sampler's draws; refuse what it never does."""
         name = f"rng={self.rng!r}"
+        if self.rng == "mgdm":
+            if self.policy != "remask" or self.remask_carry:
+                raise SettingsError(
+                    "rng='mgdm' replays the re-masking draws of MGDM's and DiffuSearch's "
+                    "decoder, which re-predicts every position: give policy='remask' and "
+                    "remask_carry=False (--no-remask-carry)"
+                )
+            if self.temperature > 0:
+                raise SettingsError(
+                    "rng='mgdm': MGDM's and DiffuSearch's decoder takes the argmax token "
+                    "(temperature=0)"
+                )
+            return
         if self.policy == "remask":
             raise SettingsError(f"{name} replays Dream's or LLaDA's draws; policy 'remask' is MGDM's")
         if self.factor is not None:
