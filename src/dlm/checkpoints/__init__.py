@@ -16,7 +16,7 @@ One module per family holds its detection rule and mapping tables: ``dream``, ``
 from .base import Family, Probe, UnsupportedCheckpointError
 from .convert import ConvertResult, convert, load_tokenizer
 from .detect import DLM_FORMAT, FAMILIES, FORMATS, detect_format, probe
-from .load import load_model, load_published
+from .load import adapter_base, is_adapter_dir, load_adapted, load_model, load_published
 
 __all__ = [
     "DLM_FORMAT",
@@ -26,8 +26,11 @@ __all__ = [
     "Family",
     "Probe",
     "UnsupportedCheckpointError",
+    "adapter_base",
     "convert",
     "detect_format",
+    "is_adapter_dir",
+    "load_adapted",
     "load_model",
     "load_published",
     "load_tokenizer",

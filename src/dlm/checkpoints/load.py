@@ -16,13 +16,24 @@ from pathlib import Path
 import torch
 from transformers import PretrainedConfig, PreTrainedModel
 
+from dlm.models import DiffusionConfig
 from dlm.models.diffusion_lm import DLM_CONFIG_NAME, DiffusionLM
+from dlm.peft import ADAPTER_CONFIG, AdapterError, load_adapter, read_adapter_config
 
 from .base import Family, Probe, UnsupportedCheckpointError
 from .detect import match_family, probe
 from .weights import iter_tensors, weight_files
 
-__all__ = ["build_backbone", "load_family", "load_model", "load_published", "native_state"]
+__all__ = [
+    "adapter_base",
+    "build_backbone",
+    "is_adapter_dir",
+    "load_adapted",
+    "load_family",
+    "load_model",
+    "load_published",
+    "native_state",
+]
 
 
 def _fail(found: Probe, family: Family, what: str, names: list[str]) -> None:
@@ -131,15 +142,59 @@ def load_published(
 def load_model(
     directory: str | os.PathLike,
     *,
+    adapter: str | os.PathLike | None = None,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
 ) -> DiffusionLM:
-    """Open any model directory ``dlm`` reads: a dlm checkpoint or a published one.
+    """Open any model directory ``dlm`` reads: a dlm checkpoint, a published one, or an adapter.
 
     The one loader for a path a user gives (``dlm.load_model``): a directory with
     ``dlm_config.json`` opens through ``DiffusionLM.from_pretrained``; a Dream, LLaDA,
     DiffuGPT or DiffuLLaMA checkpoint is mapped onto its native architecture as
-    ``load_published`` describes. Anything else raises ``NotADlmCheckpointError`` (a
+    ``load_published`` describes; a dlm adapter folder (what ``dlm train`` writes for a recipe
+    with a ``peft:`` section) opens on the base it points at. ``adapter`` adds that adapter
+    folder on top of ``directory`` instead. Anything else raises ``NotADlmCheckpointError`` (a
     ``DlmUserError``) saying what the directory lacks.
     """
+    if adapter is not None:
+        return load_adapted(adapter, base=directory, dtype=dtype, device=device)
+    if is_adapter_dir(directory):
+        return load_adapted(directory, dtype=dtype, device=device)
     return load_published(directory, dtype=dtype, device=device)
+
+
+def is_adapter_dir(directory: str | os.PathLike) -> bool:
+    """``directory`` holds a dlm adapter (``adapter_config.json``) and no model of its own."""
+    directory = Path(directory)
+    return (directory / ADAPTER_CONFIG).is_file() and not (directory / DLM_CONFIG_NAME).is_file()
+
+
+def adapter_base(adapter: str | os.PathLike, base: str | os.PathLike | None = None) -> Path:
+    """The base model folder of ``adapter``: ``base`` when given, else the one it points at."""
+    config = read_adapter_config(adapter)
+    where = base if base is not None else config.get("base")
+    if where is None or not Path(where).expanduser().is_dir():
+        raise AdapterError(
+            f"the base model of adapter {adapter} ({where or 'not recorded'}) is not a folder "
+            f"here; give it: --model BASE --adapter {adapter}"
+        )
+    return Path(where).expanduser()
+
+
+def load_adapted(
+    adapter: str | os.PathLike,
+    *,
+    base: str | os.PathLike | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> DiffusionLM:
+    """The base model (``base``, or the folder the adapter points at) with the adapter added,
+    its diffusion fields and sampler defaults those the adapter was trained with."""
+    config = read_adapter_config(adapter)
+    model = load_published(adapter_base(adapter, base), dtype=dtype, device=device)
+    if config.get("model"):  # the adapted model's own fields (an adapter may change them)
+        source = getattr(model, "source_format", None)
+        model = DiffusionLM(model.backbone, DiffusionConfig.from_dict(config["model"]))
+        if source is not None:
+            model.source_format = source
+    return load_adapter(model, adapter)

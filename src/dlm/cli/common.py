@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlm.atomic import check_output_dir, check_output_path
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from dlm.sampling import ResolvedSettings
 
 __all__ = [
+    "add_adapter_option",
+    "add_adapter_source",
+    "load_adapter_source",
+    "write_new_folder",
     "add_quiet_option",
     "progress_disable",
     "add_sampler_options",
@@ -125,18 +130,33 @@ def add_task_selection(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_model_and_tokenizer(path: str) -> tuple[DiffusionLM, PreTrainedTokenizerBase]:
-    """A dlm (or published: Dream, LLaDA, ...) checkpoint's model and its tokenizer.
+def load_model_and_tokenizer(
+    path: str, adapter: str | None = None
+) -> tuple[DiffusionLM, PreTrainedTokenizerBase]:
+    """A dlm (or published: Dream, LLaDA, ...) checkpoint's model and its tokenizer, with
+    ``adapter`` (a dlm adapter folder) added; ``path`` may itself be an adapter folder.
 
-    The tokenizer is read without remote code; a published checkpoint's mask token is set
-    from the model when its tokenizer does not name one.
+    The tokenizer is read without remote code (an adapter folder's own, else its base's); a
+    published checkpoint's mask token is set from the model when its tokenizer does not name
+    one.
     """
-    from dlm.checkpoints import detect_format, load_model, load_tokenizer
+    from dlm.checkpoints import (
+        adapter_base,
+        detect_format,
+        is_adapter_dir,
+        load_model,
+        load_tokenizer,
+    )
     from dlm.models import NotADlmCheckpointError
 
-    model = load_model(path)
+    model = load_model(path, adapter=adapter)
+    if adapter is None and is_adapter_dir(path):
+        path, adapter = str(adapter_base(path)), path
     fmt = getattr(model, "source_format", None) or detect_format(path)
-    tokenizer = load_tokenizer(path, fmt, model.config.mask_token_id)
+    tokenizer = None
+    if adapter is not None:
+        tokenizer = load_tokenizer(adapter, fmt, model.config.mask_token_id)
+    tokenizer = tokenizer or load_tokenizer(path, fmt, model.config.mask_token_id)
     if tokenizer is None:
         raise NotADlmCheckpointError(
             f"{path} has no tokenizer saved beside the model; save the checkpoint with its "
@@ -206,3 +226,63 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
             )
         options[path[0]] = value
     return options
+
+
+# ---------------------------------------------------------------------- adapters
+def add_adapter_option(parser: argparse.ArgumentParser) -> None:
+    """``--adapter DIR``: a dlm adapter folder added on top of ``--model`` (its base)."""
+    parser.add_argument(
+        "--adapter",
+        metavar="DIR",
+        help="a dlm adapter folder (dlm train with a peft: section) to put on --model",
+    )
+
+
+def add_adapter_source(parser: argparse.ArgumentParser) -> None:
+    """``--adapter DIR`` (required) and ``--model BASE`` (default: the base it points at)."""
+    parser.add_argument("--adapter", metavar="DIR", required=True, help="a dlm adapter folder")
+    parser.add_argument(
+        "--model", metavar="BASE", help="its base model (default: the folder it points at)"
+    )
+
+
+def load_adapter_source(args: argparse.Namespace):
+    """(model with the adapter, tokenizer, base folder) for ``add_adapter_source``'s flags."""
+    from dlm.checkpoints import adapter_base, is_adapter_dir
+
+    if not is_adapter_dir(args.adapter):
+        raise DlmUserError(
+            f"--adapter {args.adapter} is not a dlm adapter folder (it needs adapter_config.json "
+            "and adapter.safetensors); give the model/ folder of a dlm train run with a peft: section"
+        )
+    base = adapter_base(args.adapter, args.model)
+    model, tokenizer = load_model_and_tokenizer(str(base), adapter=args.adapter)
+    return model, tokenizer, base
+
+
+class _NewFolder:
+    """Write a folder whole: into ``.tmp-<name>`` beside it, then moved in (``replace_dir``)."""
+
+    @staticmethod
+    def check(path: str, option: str) -> Path:
+        """``path`` as a new or empty folder this command may create, checked before work."""
+        out = check_output_dir(path, option)
+        if out.is_dir() and any(out.iterdir()):
+            raise DlmUserError(f"{option} {out} is not empty; give a new or empty folder")
+        return out
+
+    def __call__(self, out: Path, write: Callable[[Path], Any]) -> None:
+        from dlm.atomic import discard_dir, fsync_tree, replace_dir
+
+        tmp = out.with_name(f".tmp-{out.name}")
+        if tmp.exists():
+            discard_dir(tmp)
+        tmp.mkdir(parents=True)
+        write(tmp)
+        fsync_tree(tmp)
+        replace_dir(tmp, out)
+
+
+#: ``write_new_folder(out, write)`` writes ``write(tmp)``'s folder as ``out`` in one move;
+#: ``write_new_folder.check(path, option)`` validates ``out`` first.
+write_new_folder = _NewFolder()

@@ -41,6 +41,7 @@ from dlm.atomic import atomic_write_text
 from dlm.errors import DlmUserError
 
 from .common import (
+    add_adapter_option,
     add_quiet_option,
     add_sampler_options,
     add_task_selection,
@@ -67,6 +68,7 @@ HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a dlm checkpoint directory")
+    add_adapter_option(parser)
     parser.add_argument(
         "--task", help="a registered task (default: the one the model was trained on)"
     )
@@ -314,7 +316,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from dlm.evaluation import evaluate_task
     from dlm.evaluation.task_eval import resolve_metrics
 
-    model_dir = Path(args.model)
+    model_dir = Path(args.adapter or args.model)  # the recipe and held-out data are the adapter's
     check_sampler_flags(args)
     out = check_output_path(args.json, "--json") if args.json else None
     if args.save_examples:
@@ -326,7 +328,7 @@ def run_eval(args: argparse.Namespace) -> int:
     max_new = sampler.pop("max_new_tokens", None) or task.max_answer_tokens
     if max_new is None:
         raise DlmUserError(f"task {task.name!r} gives no answer length; pass --max-new-tokens")
-    model, tokenizer = load_model_and_tokenizer(args.model)
+    model, tokenizer = load_model_and_tokenizer(args.model, args.adapter)
     _refuse_unknown_prompts(args, tokenizer, examples)
     report = evaluate_task(
         model,

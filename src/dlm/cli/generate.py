@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from dlm.errors import DlmUserError
 
 from .common import (
+    add_adapter_option,
     add_sampler_options,
     check_output_path,
     check_sampler_flags,
@@ -58,6 +59,7 @@ HELP = "sample from a trained model"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a dlm checkpoint directory")
+    add_adapter_option(parser)
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--prompt", help="one prompt (text, encoded with the model's tokenizer)")
     src.add_argument(
@@ -174,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     records = [] if args.print_settings else _prompts(args)
     if not args.chat and any("prompt" not in r for r in records):
         raise DataError(f"{args.input}: lines with 'messages' and no 'prompt' need --chat")
-    model, tokenizer = load_model_and_tokenizer(args.model)
+    model, tokenizer = load_model_and_tokenizer(args.model, args.adapter)
     resolved = resolve_sampler(args, model)
     if args.print_settings:
         print(resolved.describe())
@@ -191,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     settings = resolved.settings
     if args.stream:
         return _stream(model, tokenizer, records, settings)
-    task = None if args.raw else recorded_task(args.model)
+    task = None if args.raw else recorded_task(args.adapter or args.model)
     results = []
     # a bar over the prompts on a terminal (tqdm's disable=None: silent in a pipe or a log)
     bar = tqdm(total=len(records), desc="generate", unit="prompt", disable=None, dynamic_ncols=True)

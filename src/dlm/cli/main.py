@@ -12,6 +12,8 @@
     dlm chess puzzles --data DIR --out FILE.csv      (Lichess-form puzzles, offline)
     dlm chess eval --agents DIR... [mcts] --data DIR --puzzles FILE.csv
     dlm chess play --model DIR [--color black]
+    dlm peft merge --adapter DIR --out DIR   (fold an adapter into its base: a dlm checkpoint)
+    dlm peft export --adapter DIR --out DIR  (a standard peft LoRA adapter)
     dlm plot RUN... [--tag TAG ...] [--smooth K] [--out FILE.png]   (the TensorBoard curves)
 
 Each subcommand is a module of ``dlm.cli`` with ``add_arguments(parser)`` and
@@ -44,6 +46,8 @@ from . import (
     eval_ppl,
     evaluate,
     generate,
+    peft_export,
+    peft_merge,
     plot,
     task_make,
     train,
@@ -64,12 +68,14 @@ COMMANDS: dict[str, ModuleType | dict[str, ModuleType]] = {
         "eval": chess_eval,
         "play": chess_play,
     },
+    "peft": {"merge": peft_merge, "export": peft_export},
     "eval": evaluate,
     "plot": plot,
 }
 _GROUP_HELP = {
     "task": "work with the offline task generators",
     "chess": "DiffuSearch chess: self-play data, agents' evaluation, play",
+    "peft": "adapters (PRoLoRA, LoRA): merge into the base, export to peft",
 }
 _ARGUMENT = re.compile(r"argument ([^:]+): (.*)", re.DOTALL)
 

@@ -22,7 +22,8 @@ linear layers. The empty ``targets`` means ``default_targets(backbone)``.
 
 * ``adapter_config.json``: ``{"format": "dlm-peft", "format_version": 1, "method", "settings"
   (PeftSettings.to_dict()), "base" (the base model's path or name, or null), "modules"
-  ({backbone module name: [d_in, d_out]})}``;
+  ({backbone module name: [d_in, d_out]}), "model" (the ``DiffusionLM``'s ``DiffusionConfig``:
+  mask id, shift, attention, sampler defaults)}``;
 * ``adapter.safetensors``: the adapter's parameters only, keyed by their names in the
   ``DiffusionLM`` (``backbone.<module>.lora_A`` ... for PRoLoRA, peft's
   ``backbone.<module>.lora_A.default.weight`` for LoRA).
@@ -35,6 +36,7 @@ linear layers. The empty ``targets`` means ``default_targets(backbone)``.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import re
@@ -357,6 +359,9 @@ def save_adapter(
         "settings": settings.to_dict(),
         "base": base,
         "modules": modules,
+        # the DiffusionLM's own fields (mask id, shift, attention, sampler defaults): the
+        # adapted model is this config over the base's backbone
+        "model": dataclasses.asdict(model.config),
     }
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(directory / ADAPTER_WEIGHTS, safetensors.torch.save(tensors))

@@ -3,7 +3,10 @@
 Sections: ``model`` (backbone sizes or an HF checkpoint to start from, and the diffusion
 fields), ``data`` (a task generator or files, tokenizer, sequence length), ``diffusion``
 (schedule, time sampling, weighting), ``optim`` (optimiser, schedule, batch, precision) and
-the run itself (objective, output directory, checkpoints, logging).
+the run itself (objective, output directory, checkpoints, logging). An optional ``peft``
+section (``dlm.peft.PeftSettings``: ``method: lora | prolora``, ``r``, ``u``, ``m``, ``n``,
+``alpha``, ``dropout``, ``targets``, ``rotation``, ``init``) trains an adapter on the frozen
+``model.init`` instead of every weight.
 
 ``TrainConfig`` checks every numeric value's range when it is built, so a recipe or override
 out of range fails before any work starts with a message naming the dotted key and its range.
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dlm.config import ConfigError, load_config
+from dlm.peft import PeftSettings
 
 __all__ = [
     "ModelSection",
@@ -145,6 +149,8 @@ class TrainConfig:
     data: DataSection = field(default_factory=DataSection)
     diffusion: DiffusionSection = field(default_factory=DiffusionSection)
     optim: OptimSection = field(default_factory=OptimSection)
+    # an adapter on the frozen model.init (None: every weight trains)
+    peft: PeftSettings | None = None
     output_dir: str = "runs/default"
     seed: int = 0
     save_every: int = 0  # 0: only the final checkpoint
@@ -216,6 +222,11 @@ class TrainConfig:
             _at_least("model.intermediate_size", m.intermediate_size, 1, optional=True)
         _within("model.dropout", m.dropout, 0.0, 1.0)
         _at_least("model.anneal_steps", m.anneal_steps, 0)
+        if self.peft is not None and m.init is None:
+            raise ConfigError(
+                "peft trains an adapter on a frozen base model: set model.init to the base "
+                "model's folder (e.g. the model/ folder of an earlier dlm train run)"
+            )
 
     def _check_diffusion(self) -> None:
         """The diffusion section's ranges, checked before any work starts."""

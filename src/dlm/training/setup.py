@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from dlm.config import ConfigError
 from dlm.data import (
@@ -25,12 +26,13 @@ from dlm.data import (
 )
 from dlm.data.corpora import corpus_documents, corpus_tokenizer
 from dlm.models import DiffusionLM, backbone_config, build_backbone
+from dlm.peft import add_adapter
 from dlm.tasks import Example, Task, get_task
 from dlm.tasks.thoughts import multipass_examples
 
 from .config import TrainConfig
 
-__all__ = ["Prepared", "prepare_data", "build_model", "record_task_defaults", "train"]
+__all__ = ["Prepared", "add_peft", "prepare_data", "build_model", "record_task_defaults", "train"]
 
 
 @dataclass
@@ -198,6 +200,28 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> Diff
     )
 
 
+def add_peft(model: DiffusionLM, config: TrainConfig) -> None:
+    """Freeze the base and add the recipe's adapter (``peft:``), refusing a base whose
+    vocabulary had to grow for the mask token: its new embedding row would stay frozen at its
+    random initial value."""
+    assert config.peft is not None and config.model.init is not None
+    added = model.backbone.get_input_embeddings().num_embeddings - _init_vocab(config.model.init)
+    if added > 0:
+        raise ConfigError(
+            f"model.init {config.model.init} has no {config.model.mask_token} token, so {added} "
+            "embedding row(s) were added; an adapter trains none of them. Adapt the base to "
+            "diffusion first (full fine-tuning, recipes/adapt/a2d.yaml), or give model.mask_token "
+            "a token the base has"
+        )
+    with torch.random.fork_rng(devices=[]):  # the adapter's initial A: a function of the seed
+        torch.manual_seed(config.seed)
+        add_adapter(model, config.peft)
+
+
+def _init_vocab(init: str) -> int:
+    return AutoConfig.from_pretrained(init).vocab_size
+
+
 def record_task_defaults(model: DiffusionLM, prepared: Prepared) -> None:
     """Save the task's answer length as the model's default ``max_new_tokens`` (kept in
     ``dlm_config.json``), unless the model already has one: ``dlm generate`` and lm-eval then
@@ -223,6 +247,8 @@ def train(config: TrainConfig, callbacks=(), accelerator=None, evaluators=None):
     prepared = prepare_data(config)
     model = build_model(config, prepared.tokenizer)
     record_task_defaults(model, prepared)
+    if config.peft is not None:
+        add_peft(model, config)
     trainer = Trainer(
         config,
         model,

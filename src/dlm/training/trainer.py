@@ -4,6 +4,11 @@ The Trainer owns the loop (micro-batches, gradient accumulation and clipping, op
 schedule), exact resumption, atomic checkpoints, TensorBoard logs and the progress bar. The
 loss itself comes from an objective (``objectives.py``). Nothing here launches processes:
 run ``accelerate launch -m dlm.cli.main train ...`` for several.
+
+With an adapter (a recipe's ``peft:`` section) only the adapter trains: the optimizer holds the
+trainable parameters alone, and every checkpoint and the final ``model/`` hold only the adapter
+(``dlm.peft.save_adapter``: its weights, its settings, the model's diffusion fields and a
+pointer to the base), never a copy of the frozen base.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from dlm.config import ConfigError, to_dict
 from dlm.data import BatchOrder, SequenceData, write_jsonl
 from dlm.errors import DlmUserError
 from dlm.models import DiffusionLM, eval_mode, quiet_libraries
+from dlm.peft import adapter_settings, parameter_counts, save_adapter
 from dlm.tasks import Example
 
 from . import checkpoints as ckpt
@@ -36,7 +42,7 @@ from .heldout import Evaluator, HeldOutLoss, forked_rng
 from .objectives import build_objective
 from .resume import resolve_resume
 
-__all__ = ["HELDOUT_NAME", "Trainer", "TrainResult", "TrainingDivergedError"]
+__all__ = ["HELDOUT_NAME", "Trainer", "TrainResult", "TrainingDivergedError", "check_trainable_state"]
 
 #: The held-out examples of a task run, in the saved ``model/`` folder (JSON lines).
 HELDOUT_NAME = "heldout.jsonl"
@@ -118,6 +124,23 @@ class Trainer:
     def unwrapped(self) -> DiffusionLM:
         return self.accelerator.unwrap_model(self.model)
 
+    @property
+    def adapted(self) -> bool:
+        """Only an adapter trains (the recipe's ``peft:`` section was applied)."""
+        return adapter_settings(self.unwrapped) is not None
+
+    def _write_model(self, directory: Path) -> None:
+        """The model as ``dlm generate`` opens it: a dlm checkpoint, or for an adapter run the
+        adapter folder (pointing at the base) with the tokenizer."""
+        if not self.adapted:
+            self.unwrapped.save_pretrained(directory, self.tokenizer)
+            return
+        init = self.config.model.init
+        assert init is not None  # TrainConfig requires model.init with peft
+        base = Path(init).expanduser()
+        save_adapter(self.unwrapped, directory, base=str(base.resolve()) if base.is_dir() else init)
+        self.tokenizer.save_pretrained(directory)
+
     def _batch(self, order: BatchOrder) -> SequenceData:
         return self.train_data.select(order.next_indices()).to(self.accelerator.device)
 
@@ -138,7 +161,7 @@ class Trainer:
         acc.wait_for_everyone()  # every rank's random states are in before the folder is sealed
         if acc.is_main_process:
             fault_point("save.state")
-            self.unwrapped.save_pretrained(tmp / "model", self.tokenizer)
+            self._write_model(tmp / "model")
             state = {"step": step, "data": order.state_dict(), "num_processes": acc.num_processes}
             ckpt.write_trainer_state(tmp, state)
             self._write_config(tmp)
@@ -151,7 +174,7 @@ class Trainer:
         final = self.output_dir / "model"
         if self.accelerator.is_main_process:
             tmp = ckpt.clear_temporary(final)
-            self.unwrapped.save_pretrained(tmp, self.tokenizer)
+            self._write_model(tmp)
             # The recipe travels with the model: `dlm eval` finds the task and its held-out split,
             # kept as examples too so that evaluating it does not regenerate the training set.
             self._write_config(tmp)
@@ -165,7 +188,8 @@ class Trainer:
         """``accelerator.load_state`` with a one-line error naming the checkpoint and the
         previous good one when its files cannot be read."""
         try:
-            self.accelerator.load_state(str(path))
+            # an adapter run's state holds the adapter alone (_trainable_only checks its keys)
+            self.accelerator.load_state(str(path), **({"strict": False} if self.adapted else {}))
         except torch.OutOfMemoryError:
             raise  # the machine's limit, not the checkpoint's fault
         except (
@@ -175,6 +199,7 @@ class Trainer:
             ValueError,
             KeyError,
             pickle.UnpicklingError,
+            ckpt.CheckpointError,
         ) as err:
             previous = ckpt.previous_checkpoint(path)
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -226,12 +251,13 @@ class Trainer:
         params = sum(p.numel() for p in self.unwrapped.parameters())
         data = cfg.data.task or cfg.data.corpus or cfg.data.train_file
         start = f"resuming at step {step}" if step else "from step 0"
+        adapter = f"\n{parameter_counts(self.unwrapped).summary()}" if self.adapted else ""
         return (
             f"dlm train: {cfg.objective} on {data}, {params:,} parameters, "
             f"{len(self.train_data)} sequences of {self.train_data.seq_len} tokens, "
             f"{cfg.optim.max_steps} steps ({start}) on {acc.num_processes} process(es), "
             f"{acc.device.type}; recipe and checkpoints in {self.output_dir}; "
-            f"curves: tensorboard --logdir {self.output_dir / 'logs'}"
+            f"curves: tensorboard --logdir {self.output_dir / 'logs'}{adapter}"
         )
 
     def _evaluate(self, step: int) -> dict[str, float]:
@@ -273,7 +299,7 @@ class Trainer:
                 self._notice(f"resume: {name} changed from {old!r} to {new!r}")
 
         optimizer = torch.optim.AdamW(
-            self.model.parameters(),
+            [p for p in self.model.parameters() if p.requires_grad],  # adapter runs: the adapter
             lr=opt_cfg.lr,
             betas=tuple(opt_cfg.betas),
             weight_decay=opt_cfg.weight_decay,
@@ -286,6 +312,9 @@ class Trainer:
         )
         self.model, optimizer = acc.prepare(self.model, optimizer)
         acc.register_for_checkpointing(scheduler)
+        if self.adapted:
+            acc.register_save_state_pre_hook(_trainable_only)
+            acc.register_load_state_pre_hook(check_trainable_state)
         order = BatchOrder(
             len(self.train_data),
             opt_cfg.batch_size,
@@ -388,3 +417,42 @@ class Trainer:
         result.model_dir = self._save_model()
         acc.end_training()
         return result
+
+
+# ---------------------------------------------------------------------- adapter checkpoints
+def _trainable_names(model: torch.nn.Module) -> set[str]:
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _trainable_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(p.shape) for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _trainable_only(models, weights, output_dir) -> None:
+    """accelerate save hook: keep only the trainable (adapter) tensors of each model's state."""
+    for i, model in enumerate(models):
+        keep = _trainable_names(model)
+        weights[i] = {k: v for k, v in weights[i].items() if k in keep}
+
+
+def check_trainable_state(models, input_dir) -> None:
+    """accelerate load hook: the saved state must hold exactly the trainable tensors, in their
+    shapes (the load itself is non-strict, since the frozen base is not in it)."""
+    from safetensors import safe_open
+
+    for i, model in enumerate(models):
+        path = Path(input_dir) / ("model.safetensors" if i == 0 else f"model_{i}.safetensors")
+        if not path.is_file():
+            continue  # accelerate reports the missing file itself
+        with safe_open(str(path), framework="pt") as f:
+            saved = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+        expected = _trainable_shapes(model)
+        if saved != expected:
+            odd = sorted(set(expected) ^ set(saved)) or sorted(
+                k for k in expected if saved[k] != expected[k]
+            )
+            raise ckpt.CheckpointError(
+                f"{input_dir} does not hold this run's adapter ({len(saved)} tensors saved, "
+                f"{len(expected)} trainable; e.g. {odd[0]} differs): the recipe's peft or model "
+                "section changed since it was written"
+            )
