@@ -3,8 +3,8 @@
     dlm train recipes/peft/base.yaml                       # the base: 2-digit sums (once)
     python benchmarks/peft_finetune.py --base runs/peft-base/model [--seeds 0 1 2] [--parallel 2]
 
-The base (``recipes/peft/base.yaml``) writes pages of 4 sums of 2-digit numbers; every run here
-moves it to 3-digit numbers (``recipes/peft/full.yaml`` and the recipes laid over it), the same
+The base (``recipes/peft/base.yaml``) fills pages of 4 sums of 2-digit numbers; every run here
+moves it to pages of 10 sums (``recipes/peft/full.yaml`` and the recipes laid over it), the same
 data, steps and batch for every method:
 
 * ``full``: every weight trains (lr 5e-4);
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--base", default="runs/peft-base/model", help="the trained base model")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, help="override the recipes' 300 steps")
+    parser.add_argument("--steps", type=int, help="override the recipes' 60 steps")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time (one core each)")
     parser.add_argument("--out", default="runs/peft-bench")
     parser.add_argument("--json", help="also write the rows as JSON")
