@@ -68,9 +68,9 @@ def loaded(monkeypatch):
     paths: list[str] = []
     real = evaluate.load_model_and_tokenizer
 
-    def recording(path):
+    def recording(path, adapter=None):
         paths.append(path)
-        return real(path)
+        return real(path, adapter)
 
     monkeypatch.setattr(evaluate, "load_model_and_tokenizer", recording)
     return paths

@@ -220,7 +220,7 @@ def test_eval_metric_values_on_scripted_answers(tmp_path, capsys, monkeypatch):
         seq = torch.cat([input_ids, generated], 1)
         return GenerationOutput(seq, input_ids.shape[1], 3, 0.1, int(generated.numel()))
 
-    monkeypatch.setattr(evaluate, "load_model_and_tokenizer", lambda path: (Scripted(), tok))
+    monkeypatch.setattr(evaluate, "load_model_and_tokenizer", lambda path, adapter=None: (Scripted(), tok))
     monkeypatch.setattr(task_eval, "generate", scripted_generate)
     out = tmp_path / "report.json"
     argv = ["eval", "--model", str(tmp_path), "--task", "path", "--option", "nodes_per_chain=4"]

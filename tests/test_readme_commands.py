@@ -532,6 +532,44 @@ TABLE: tuple[Entry, ...] = (
         "stdin is empty here: the game stops at its first prompt and saves its PGN",
     ),
     Entry(
+        "dlm train recipes/peft/base.yaml",
+        "dlm",
+        (wrote("runs/peft-base/model/dlm_config.json"),),
+        SHORT,
+        append=TRAIN,
+    ),
+    Entry(
+        "dlm train recipes/peft/prolora.yaml",
+        "dlm",
+        (
+            wrote("runs/peft-prolora/model/adapter.safetensors"),
+            recipe_value("runs/peft-prolora/model", "peft.method", "prolora"),
+            printed("trainable parameters = 0.400 x LoRA r=10"),
+        ),
+        "shortened: 2 steps on 32 examples (the base's size comes from runs/peft-base/model)",
+        append=TRAIN,
+    ),
+    Entry(
+        "dlm eval --model runs/peft-prolora/model --metric sum_accuracy",
+        "dlm",
+        (printed("sum_accuracy"),),
+    ),
+    Entry(
+        "dlm eval --model runs/peft-base/model --adapter runs/peft-prolora/model --metric sum_accuracy",
+        "dlm",
+        (printed("sum_accuracy"),),
+    ),
+    Entry(
+        "dlm peft merge --adapter runs/peft-prolora/model --out runs/peft-merged",
+        "dlm",
+        (wrote("runs/peft-merged/dlm_config.json", "runs/peft-merged/model.safetensors"),),
+    ),
+    Entry(
+        "dlm peft export --adapter runs/peft-prolora/model --out runs/peft-export",
+        "dlm",
+        (wrote("runs/peft-export/adapter_config.json", "runs/peft-export/adapter_model.safetensors"),),
+    ),
+    Entry(
         "dlm convert ~/models/LLaDA-8B-Instruct llada-8b",
         "dlm",
         (printed("as a llada checkpoint"), wrote("llada-8b/dlm_config.json")),

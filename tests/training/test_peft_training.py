@@ -172,3 +172,22 @@ def test_peft_commands_refuse_bad_folders_before_work(capsys, base, adapted, tmp
     err = capsys.readouterr().err
     assert code == 2 and "is not a dlm adapter folder" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_a_lora_adapter_trains_saves_and_reopens_the_same(tmp_path, base):
+    """method: lora (Hugging Face peft) goes through the same training, folder and loader."""
+    cfg = tiny_config(
+        tmp_path, f"model.init={base}", "peft.method=lora", "peft.r=4", "optim.max_steps=2"
+    )
+    result, _ = train(cfg)
+    reopened = load_model(result.model_dir)
+    saved = safetensors.torch.load_file(str(result.model_dir / "adapter.safetensors"))
+    assert saved and all(".lora_A.default." in k or ".lora_B.default." in k for k in saved)
+    ids = torch.randint(4, 14, (2, 20), generator=torch.Generator().manual_seed(2))
+    merged = tmp_path / "merged"
+    assert main(["peft", "merge", "--adapter", str(result.model_dir), "--out", str(merged)]) == 0
+    with torch.no_grad():
+        torch.testing.assert_close(load_model(merged)(ids), reopened(ids), rtol=0, atol=1e-5)
+    before = _base_tensors(load_model(base))
+    after = _base_tensors(reopened)
+    assert all(torch.equal(t, after[name]) for name, t in before.items())
