@@ -8,9 +8,9 @@ moves it to pages of 10 sums (``recipes/peft/full.yaml`` and the recipes laid ov
 data, steps and batch for every method:
 
 * ``full``: every weight trains (lr 5e-4);
-* ``lora``: LoRA r = 8 through Hugging Face peft on the 7 projections of each block (lr 2e-3);
+* ``lora``: LoRA r = 8 through Hugging Face peft on the 7 projections of each block (lr 4e-3);
 * ``prolora``: PRoLoRA r = 10, u = 2, m = n = 4, rotated, rectified init: half of LoRA's
-  trainable parameters (lr 2e-3);
+  trainable parameters (lr 4e-3);
 * the ablations at the same half budget: ``no-rotation`` (rotation off), ``no-unshared``
   (u = 0: r = 16, m = n = 4, every rank shared) and ``naive-init`` (A's bound from the chunk).
 
@@ -47,7 +47,9 @@ METHODS = {
 }
 
 
-def worker(method: str, seed: int, base: str, out: str, steps: int | None) -> dict:
+def worker(
+    method: str, seed: int, base: str, out: str, steps: int | None, extra_overrides: list[str]
+) -> dict:
     """Train one method with one seed, evaluate it, return its row (runs in its own process)."""
     import torch
 
@@ -56,7 +58,7 @@ def worker(method: str, seed: int, base: str, out: str, steps: int | None) -> di
     from dlm.training import load_train_config, train
 
     recipe, extra = METHODS[method]
-    overrides = [*extra, f"model.init={base}", f"seed={seed}", f"output_dir={out}"]
+    overrides = [*extra, *extra_overrides, f"model.init={base}", f"seed={seed}", f"output_dir={out}"]
     overrides += ["progress=false"] + ([f"optim.max_steps={steps}", f"eval_every={steps}"] if steps else [])
     config = load_train_config(str(ROOT / recipe), overrides)
     result, prepared = train(config)
@@ -95,6 +97,7 @@ def _launch(method: str, seed: int, args: argparse.Namespace) -> subprocess.Pope
     out = Path(args.out) / f"{method}-s{seed}"
     cmd = [sys.executable, __file__, "--worker", method, str(seed), "--base", args.base]
     cmd += ["--out", str(out)] + (["--steps", str(args.steps)] if args.steps else [])
+    cmd += [f"--set={o}" for o in args.set]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
 
@@ -112,10 +115,14 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time (one core each)")
     parser.add_argument("--out", default="runs/peft-bench")
     parser.add_argument("--json", help="also write the rows as JSON")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a recipe override for every run, e.g. optim.lr=0.004 (repeatable)",
+    )
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        row = worker(args.worker[0], int(args.worker[1]), args.base, args.out, args.steps)
+        row = worker(args.worker[0], int(args.worker[1]), args.base, args.out, args.steps, args.set)
         print(json.dumps(row))
         return
     if not Path(args.base).is_dir():
@@ -137,7 +144,7 @@ def main() -> None:
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{args.parallel} runs at a time, OMP_NUM_THREADS=1 each; {datetime.date.today()}; "
-        f"{time.perf_counter() - started:.0f} s in all; seeds {args.seeds}\n"
+        f"{time.perf_counter() - started:.0f} s in all; seeds {args.seeds}; overrides {args.set}\n"
     )
     print("| method | trainable | sums right | pages right | held-out loss | s/step | peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|---:|")
