@@ -31,6 +31,9 @@ class SequenceData:
     noisable: torch.Tensor  # bool: may be masked by the diffusion objective
     loss_mask: torch.Tensor  # bool: positions the AR objective predicts
     attention_mask: torch.Tensor | None = None  # None: every position is a real token
+    #: (N,) long, on the host: each row's position in the data set it was selected from
+    #: (None: the rows are the data set, in order); RL reads it to find each prompt's example
+    index: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -40,11 +43,13 @@ class SequenceData:
         return self.input_ids.shape[1]
 
     def select(self, index: torch.Tensor) -> SequenceData:
+        rows = index.cpu()
         return SequenceData(
             self.input_ids[index],
             self.noisable[index],
             self.loss_mask[index],
             None if self.attention_mask is None else self.attention_mask[index],
+            rows if self.index is None else self.index[rows],
         )
 
     def to(self, device: torch.device | str) -> SequenceData:
@@ -54,6 +59,7 @@ class SequenceData:
             self.noisable.to(device),
             self.loss_mask.to(device),
             None if self.attention_mask is None else self.attention_mask.to(device),
+            self.index,
         )
 
 

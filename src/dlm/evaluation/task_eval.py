@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from dlm.data import encode_prompts
+from dlm.data import batch_prompts, decode_answers
 from dlm.errors import DlmUserError
 from dlm.models import DiffusionLM
 from dlm.sampling import generate, settings_for
@@ -82,25 +82,6 @@ class TaskReport:
             "generated_tokens": self.generated_tokens,
             "tokens_per_second": self.tokens_per_second,
         }
-
-
-def batch_prompts(
-    tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded (B, P) prompt ids and their attention mask."""
-    ids = encode_prompts(tokenizer, prompts)
-    width = max(len(r) for r in ids)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
-    mask = torch.zeros(len(ids), width, dtype=torch.long)
-    for row, seq in enumerate(ids):
-        input_ids[row, width - len(seq) :] = torch.tensor(seq)
-        mask[row, width - len(seq) :] = 1
-    return input_ids, mask
-
-
-def decode_answers(tokenizer: PreTrainedTokenizerBase, generated: torch.Tensor) -> list[str]:
-    return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in generated.tolist()]
 
 
 def resolve_metrics(task: Task, names: Sequence[str] | None = None) -> dict[str, Metric]:

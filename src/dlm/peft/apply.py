@@ -36,11 +36,13 @@ linear layers. The empty ``targets`` means ``default_targets(backbone)``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import json
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,7 @@ from .settings import PeftSettings, PeftSettingsError, default_targets
 
 __all__ = [
     "ADAPTER_CONFIG",
+    "adapter_disabled",
     "ADAPTER_WEIGHTS",
     "PEFT_WEIGHTS",
     "AdapterError",
@@ -155,6 +158,27 @@ def adapter_modules(model: DiffusionLM) -> dict[str, nn.Module]:
         for name, mod in _backbone(model).named_modules()
         if isinstance(mod, PRoLoRALinear) or _is_peft_lora(mod)
     }
+
+
+@contextlib.contextmanager
+def adapter_disabled(model: DiffusionLM) -> Iterator[DiffusionLM]:
+    """Inside the block ``model`` computes what its frozen base does (every adapter layer, PRoLoRA
+    or peft LoRA, passes its input through the base layer alone): the reference policy of RL
+    fine-tuning on an adapter, at no memory cost."""
+    layers = list(adapter_modules(model).values())
+    for layer in layers:
+        if isinstance(layer, PRoLoRALinear):
+            layer.disabled = True
+        else:
+            layer.enable_adapters(False)
+    try:
+        yield model
+    finally:
+        for layer in layers:
+            if isinstance(layer, PRoLoRALinear):
+                layer.disabled = False
+            else:
+                layer.enable_adapters(True)
 
 
 def adapter_settings(model: DiffusionLM) -> PeftSettings | None:

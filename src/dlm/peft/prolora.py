@@ -124,6 +124,7 @@ class PRoLoRALinear(nn.Module):
             persistent=False,
         )
         self.dropout = nn.Dropout(settings.dropout) if settings.dropout > 0 else nn.Identity()
+        self.disabled = False  # True: the base layer alone (``dlm.peft.adapter_disabled``)
         self.reset_parameters()
 
     @property
@@ -180,6 +181,8 @@ class PRoLoRALinear(nn.Module):
     # ------------------------------------------------------------------ use
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         result = self.base_layer(x)
+        if self.disabled:
+            return result
         a, b = self.full_A(), self.full_B()
         update = F.linear(F.linear(self.dropout(x).to(a.dtype), a), b)
         return result + (update * self.scale).to(result.dtype)

@@ -6,7 +6,9 @@ fields), ``data`` (a task generator or files, tokenizer, sequence length), ``dif
 the run itself (objective, output directory, checkpoints, logging). An optional ``peft``
 section (``dlm.peft.PeftSettings``: ``method: lora | prolora``, ``r``, ``u``, ``m``, ``n``,
 ``alpha``, ``dropout``, ``targets``, ``rotation``, ``init``) trains an adapter on the frozen
-``model.init`` instead of every weight.
+``model.init`` instead of every weight. The ``rl`` section (``RLSection``) configures
+``objective: grpo``: the estimator, the group size, the clipping, the KL and the rollouts'
+sampler settings.
 
 ``TrainConfig`` checks every numeric value's range when it is built, so a recipe or override
 out of range fails before any work starts with a message naming the dotted key and its range.
@@ -20,19 +22,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dlm.config import ConfigError, load_config
+from dlm.errors import SettingsError
 from dlm.peft import PeftSettings
+from dlm.sampling import SamplerSettings
 
 __all__ = [
     "ModelSection",
     "DataSection",
     "DiffusionSection",
     "OptimSection",
+    "RLSection",
     "TrainConfig",
     "load_train_config",
     "recorded_recipe",
 ]
 
-Objective = Literal["pretrain", "sft", "ar"]
+Objective = Literal["pretrain", "sft", "ar", "grpo"]
 
 
 def _at_least(where: str, value: int | None, low: int, *, optional: bool = False) -> None:
@@ -108,6 +113,10 @@ class DataSection:
     seq_len: int | None = None
     multipass: bool = False  # DoT-MP: one (question + thoughts < k, thought k) pair per thought
     coupled_prob: float = 0.0  # DoT coupled sampling: share of pairs whose target is 2 thoughts
+    # Dream-Coder's random truncation: every training batch is cut at a width drawn uniformly
+    # from [its longest prompt + response + EOS, seq_len], so pads are seen but do not dominate
+    # (dlm.data.truncation; "none": every batch keeps seq_len)
+    truncation: Literal["none", "random"] = "none"
 
 
 @dataclass
@@ -143,6 +152,32 @@ class OptimSection:
 
 
 @dataclass
+class RLSection:
+    """``objective: grpo``: RL with verifiable rewards on a trained model (``model.init``).
+
+    A step samples ``group_size`` completions of each of ``optim.batch_size`` prompts (per
+    micro-batch), rewards them, and makes ``inner_steps`` policy updates on that batch (each a
+    trainer step, with its own masks). See ``dlm.training.grpo``.
+    """
+
+    estimator: Literal["coupled", "one_step", "weighted"] = "coupled"
+    group_size: int = 8  # G: completions per prompt
+    inner_steps: int = 1  # mu: policy updates per rollout batch (d1: 12, DiffuCoder: 2)
+    clip_low: float = 0.2  # the ratio is clipped to [1 - clip_low, 1 + clip_high]
+    clip_high: float = 0.28  # (Dream-Coder's 0.2 / 0.28)
+    kl_beta: float = 0.0  # weight of the k3 KL to the reference (the starting model)
+    scale_rewards: bool = True  # advantages divided by the group's std (wd1's code: false)
+    filter_groups: bool = True  # Dream-Coder: refill groups whose rewards are all equal
+    prompt_mask_prob: float = 0.15  # one_step / weighted: prompt tokens masked (d1)
+    coupled_t: list[float] = field(default_factory=lambda: [0.2, 0.8])  # t ~ U(low, high)
+    coupled_weights: Literal["unbiased", "diffucoder"] = "unbiased"  # see dlm.rl.estimators
+    psi: float = 1.0  # wd1: the weights are softmax(psi * advantage) over the group
+    reward: str = "verify"  # the task metric rewarded (dlm.rewards.task_reward)
+    # the rollouts' SamplerSettings fields over the model's saved defaults
+    sampler: dict[str, Any] = field(default_factory=lambda: {"temperature": 1.0})
+
+
+@dataclass
 class TrainConfig:
     objective: Objective = "sft"
     model: ModelSection = field(default_factory=ModelSection)
@@ -151,6 +186,7 @@ class TrainConfig:
     optim: OptimSection = field(default_factory=OptimSection)
     # an adapter on the frozen model.init (None: every weight trains)
     peft: PeftSettings | None = None
+    rl: RLSection = field(default_factory=RLSection)
     output_dir: str = "runs/default"
     seed: int = 0
     save_every: int = 0  # 0: only the final checkpoint
@@ -189,6 +225,43 @@ class TrainConfig:
         self._check_data()
         self._check_model()
         self._check_diffusion()
+        self._check_rl()
+
+    def _check_rl(self) -> None:
+        """The rl section's ranges (read only by objective=grpo), and what grpo needs."""
+        r = self.rl
+        _at_least("rl.group_size", r.group_size, 2)
+        _at_least("rl.inner_steps", r.inner_steps, 1)
+        _within("rl.clip_low", r.clip_low, 0.0, 1.0, low_open=True)
+        _within("rl.clip_high", r.clip_high, 0.0, None, low_open=True)
+        _within("rl.kl_beta", r.kl_beta, 0.0, None)
+        _within("rl.prompt_mask_prob", r.prompt_mask_prob, 0.0, 1.0)
+        _within("rl.psi", r.psi, 0.0, None, low_open=True)
+        if len(r.coupled_t) != 2 or not 0.0 < r.coupled_t[0] <= r.coupled_t[1] < 1.0:
+            raise ConfigError(
+                f"rl.coupled_t must be [low, high] with 0 < low <= high < 1; got {r.coupled_t}"
+            )
+        try:
+            SamplerSettings.resolve(dict(r.sampler))
+        except SettingsError as err:
+            raise ConfigError(f"rl.sampler: {err}") from None
+        if self.objective != "grpo":
+            return
+        if self.model.init is None:
+            raise ConfigError(
+                "objective grpo fine-tunes a trained model: set model.init to its folder (the "
+                "model/ folder of a dlm train run, e.g. an SFT run on the same task)"
+            )
+        if self.data.task is None:
+            raise ConfigError(
+                "objective grpo rewards answers with a task's verifier: set data.task (and "
+                "data.task_options) to the task the model was trained on"
+            )
+        if self.save_every % r.inner_steps:
+            raise ConfigError(
+                f"save_every ({self.save_every}) must be a multiple of rl.inner_steps "
+                f"({r.inner_steps}), so that every checkpoint falls between two rollout batches"
+            )
 
     def _check_optim(self) -> None:
         o = self.optim
@@ -206,6 +279,11 @@ class TrainConfig:
         _at_least("data.n_eval", d.n_eval, 0)
         _at_least("data.seq_len", d.seq_len, 1, optional=True)
         _within("data.coupled_prob", d.coupled_prob, 0.0, 1.0, high_open=False)
+        if d.truncation == "random" and self.objective in ("pretrain", "grpo"):
+            raise ConfigError(
+                f"data.truncation=random cuts the padding after prompt/response pairs; "
+                f"objective {self.objective} has none: set data.truncation=none"
+            )
         _seed("data.seed", d.seed)
 
     def _check_model(self) -> None:

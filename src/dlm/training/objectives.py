@@ -113,6 +113,11 @@ def build_objective(config: TrainConfig):
     """The objective a config names."""
     if config.objective == "ar":
         return AutoregressiveObjective()
+    if config.objective == "grpo":
+        raise ConfigError(
+            "objective grpo needs the task, the tokenizer and the model: build it with "
+            "dlm.training.setup.build_grpo (dlm.training.train does)"
+        )
     d = config.diffusion
     schedule = make_schedule(d.schedule, d.num_steps)
     if d.weighting == "linear" and schedule.num_steps is None:

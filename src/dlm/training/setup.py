@@ -8,6 +8,7 @@ HF causal LM given by ``model.init``, wrapped as a ``DiffusionLM``.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,12 +26,15 @@ from dlm.data import (
     read_text_documents,
 )
 from dlm.data.corpora import corpus_documents, corpus_tokenizer
-from dlm.models import DiffusionLM, backbone_config, build_backbone
-from dlm.peft import add_adapter
+from dlm.models import DLM_CONFIG_NAME, DiffusionLM, backbone_config, build_backbone
+from dlm.peft import adapter_disabled, add_adapter
+from dlm.rewards import task_reward
+from dlm.sampling import SamplerSettings
 from dlm.tasks import Example, Task, get_task
 from dlm.tasks.thoughts import multipass_examples
 
 from .config import TrainConfig
+from .grpo import GRPOObjective
 
 __all__ = ["Prepared", "add_peft", "prepare_data", "build_model", "record_task_defaults", "train"]
 
@@ -49,6 +53,8 @@ class Prepared:
     eval: SequenceData | None = None
     #: the task the data came from (None: files or a corpus)
     task: Task | None = None
+    #: the training examples ``train`` encodes, row for row (empty for packed text)
+    train_examples: list[Example] = field(default_factory=list)
 
 
 def _examples_from_file(path: str) -> list[Example]:
@@ -133,7 +139,13 @@ def prepare_data(config: TrainConfig) -> Prepared:
         pairs = multipass_examples(task, held_out, seed=data.seed) if data.multipass else held_out
         held = _encode_examples(tokenizer, task, list(pairs), data.seq_len)
     return Prepared(
-        tokenizer, tensors, list(held_out), answer_tokens=answer_tokens, eval=held, task=task
+        tokenizer,
+        tensors,
+        list(held_out),
+        answer_tokens=answer_tokens,
+        eval=held,
+        task=task,
+        train_examples=list(train),
     )
 
 
@@ -171,6 +183,9 @@ def _check_init(init: str) -> None:
 def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> DiffusionLM:
     """A ``DiffusionLM`` from ``model.init`` or a fresh backbone of the configured size."""
     m = config.model
+    if config.objective == "grpo":  # RL continues the trained model exactly as it was saved
+        assert m.init is not None  # TrainConfig requires it
+        return _trained_model(m.init)
     if m.init is not None:
         _check_init(m.init)
         backbone = AutoModelForCausalLM.from_pretrained(m.init, attn_implementation="sdpa")
@@ -198,6 +213,18 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> Diff
         attention=m.attention,
         anneal_steps=m.anneal_steps,
     )
+
+
+def _trained_model(init: str) -> DiffusionLM:
+    """The dlm checkpoint at ``init`` with its own diffusion fields and sampler defaults."""
+    _check_init(init)
+    if not (Path(init).expanduser() / DLM_CONFIG_NAME).is_file():
+        raise ConfigError(
+            f"model.init={init!r} is not a dlm model folder (no {DLM_CONFIG_NAME}): objective "
+            "grpo starts from a model dlm trained or converted (the model/ folder of a dlm train "
+            "run, or the output of dlm convert)"
+        )
+    return DiffusionLM.from_pretrained(Path(init).expanduser())
 
 
 def add_peft(model: DiffusionLM, config: TrainConfig) -> None:
@@ -233,6 +260,58 @@ def record_task_defaults(model: DiffusionLM, prepared: Prepared) -> None:
     model.config.generation = defaults
 
 
+def build_grpo(config: TrainConfig, prepared: Prepared, model: DiffusionLM) -> GRPOObjective:
+    """The GRPO objective of a run: the task's reward, the rollouts' sampler settings (the
+    recipe's ``rl.sampler`` over the model's saved defaults) and the reference policy."""
+    rl, task = config.rl, prepared.task
+    assert task is not None  # TrainConfig requires data.task for grpo
+    if task.slots is not None:
+        raise ConfigError(
+            f"task {task.name!r} answers inside a pinned template (slots); objective grpo "
+            "samples free completions: choose a task without slots"
+        )
+    sampler = SamplerSettings.resolve(dict(rl.sampler), checkpoint=model.generation_defaults)
+    settings = sampler.settings
+    if settings.max_new_tokens is None:
+        settings = settings.replace(max_new_tokens=prepared.answer_tokens)
+    if settings.max_new_tokens is None:
+        raise ConfigError(
+            "the rollouts need a length: set rl.sampler.max_new_tokens (the model has no saved "
+            "default and the task gives no bound)"
+        )
+    reference = None
+    if rl.kl_beta > 0:
+        reference = _adapter_reference(model) if config.peft is not None else None
+        if reference is None:
+            assert config.model.init is not None
+            reference = _frozen_reference(_trained_model(config.model.init))
+    return GRPOObjective(
+        rl,
+        prepared.tokenizer,
+        prepared.train_examples,
+        task_reward(task, rl.reward),
+        settings,
+        seed=config.seed,
+        reference=reference,
+    )
+
+
+def _adapter_reference(model: DiffusionLM):
+    """The base under the adapter: the policy with its adapter switched off."""
+    return lambda policy: adapter_disabled(model)
+
+
+def _frozen_reference(reference: DiffusionLM):
+    """A frozen copy of the starting model, moved to the policy's device on first use."""
+    reference.eval().requires_grad_(False)
+
+    @contextlib.contextmanager
+    def use(policy):
+        yield reference.to(policy.device)
+
+    return use
+
+
 def train(config: TrainConfig, callbacks=(), accelerator=None, evaluators=None):
     """Prepare data and model for ``config`` and run the Trainer; returns (result, prepared).
 
@@ -249,11 +328,13 @@ def train(config: TrainConfig, callbacks=(), accelerator=None, evaluators=None):
     record_task_defaults(model, prepared)
     if config.peft is not None:
         add_peft(model, config)
+    objective = build_grpo(config, prepared, model) if config.objective == "grpo" else None
     trainer = Trainer(
         config,
         model,
         prepared.tokenizer,
         prepared.train,
+        objective=objective,
         callbacks=callbacks,
         accelerator=accelerator,
         eval_data=prepared.eval,

@@ -30,7 +30,7 @@ from transformers import PreTrainedTokenizerBase, get_scheduler
 
 from dlm.atomic import atomic_write_text, fault_point
 from dlm.config import ConfigError, to_dict
-from dlm.data import BatchOrder, SequenceData, write_jsonl
+from dlm.data import BatchOrder, SequenceData, random_truncation, write_jsonl
 from dlm.errors import DlmUserError
 from dlm.models import DiffusionLM, eval_mode, quiet_libraries
 from dlm.peft import adapter_settings, parameter_counts, save_adapter
@@ -106,7 +106,8 @@ class Trainer:
         self.header = header  # the run's one-line description before its first step
         # every eval_every steps: the held-out loss (when there is held-out data), then the rest
         self.evaluators: list[Evaluator] = []
-        if config.eval_every and eval_data is not None and len(eval_data):
+        own_loss = getattr(self.objective, "heldout_loss", True)  # RL has no held-out loss
+        if config.eval_every and eval_data is not None and len(eval_data) and own_loss:
             self.evaluators.append(
                 HeldOutLoss(self.objective, eval_data, config.optim.batch_size, config.seed)
             )
@@ -141,8 +142,12 @@ class Trainer:
         save_adapter(self.unwrapped, directory, base=str(base.resolve()) if base.is_dir() else init)
         self.tokenizer.save_pretrained(directory)
 
-    def _batch(self, order: BatchOrder) -> SequenceData:
-        return self.train_data.select(order.next_indices()).to(self.accelerator.device)
+    def _batch(self, order: BatchOrder, step: int, micro: int) -> SequenceData:
+        batch = self.train_data.select(order.next_indices())
+        if self.config.data.truncation == "random":  # drawn from (seed, step): exact on resume
+            seed = (self.config.seed * 1_000_003 + step) * 64 + micro
+            batch = random_truncation(batch, torch.Generator().manual_seed(seed))
+        return batch.to(self.accelerator.device)
 
     def _write_config(self, directory: Path) -> None:
         atomic_write_text(
@@ -356,12 +361,18 @@ class Trainer:
         )
         self.model.train()
         started = time.perf_counter()
+        # an objective may use one batch for several steps (GRPO: one rollout batch per
+        # rl.inner_steps updates); a resumed run starts at a multiple of it
+        reuse = getattr(self.objective, "batch_reuse", 1)
+        batches: list[SequenceData | None] = [None] * opt_cfg.grad_accum
         while step < opt_cfg.max_steps:
             step_start = time.perf_counter()
             loss_sum = torch.zeros((), device=acc.device)
             metrics: dict = {}
             for micro in range(opt_cfg.grad_accum):
-                batch = self._batch(order)
+                if step % reuse == 0 or batches[micro] is None:
+                    batches[micro] = self._batch(order, step, micro)
+                batch = batches[micro]
                 last_micro = micro == opt_cfg.grad_accum - 1
                 with contextlib.nullcontext() if last_micro else acc.no_sync(self.model):
                     out = self.objective(self.model, batch, step)
