@@ -3,7 +3,7 @@
 Every module under ``src/dlm`` is parsed with ``ast`` (nothing is imported) and each of its
 imports of another ``dlm`` package is checked against the layers, top to bottom:
 
-    cli > demo > evaluation > checkpoints > training > peft > tasks > chess > sampling > models > data > diffusion
+    cli > demo > evaluation > checkpoints > training > rl > rewards > peft > tasks > chess > sampling > models > data > diffusion > sandbox
 
 A module may import its own package and any package drawn below it, never one drawn above.
 What counts as an import:
@@ -41,6 +41,8 @@ LAYERS = (
     "evaluation",
     "checkpoints",
     "training",
+    "rl",
+    "rewards",
     "peft",
     "tasks",
     "chess",
@@ -48,6 +50,7 @@ LAYERS = (
     "models",
     "data",
     "diffusion",
+    "sandbox",
 )
 #: Modules any layer may import; they import only each other.
 SHARED = ("errors", "config", "atomic")

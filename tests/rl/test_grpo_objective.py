@@ -213,3 +213,16 @@ def test_grpo_refuses_a_folder_that_is_not_a_dlm_model(tmp_path):
     cfg = _grpo(tmp_path / "run", tmp_path / "hf")
     with pytest.raises(ConfigError, match="not a dlm model folder"):
         train(cfg)
+
+
+def test_a_resumed_grpo_run_reproduces_the_uninterrupted_losses(tmp_path, sft_model):
+    from dlm.training.checkpoints import list_checkpoints
+
+    extra = ["rl.inner_steps=2", "optim.max_steps=6", "optim.scheduler=constant"]
+    full, _ = train(_grpo(tmp_path / "full", sft_model, *extra))
+    train(_grpo(tmp_path / "part", sft_model, *extra, "optim.max_steps=4", "save_every=2"))
+    first = list_checkpoints(tmp_path / "part")[0]
+    assert first.name == "checkpoint-2"
+    resumed, _ = train(_grpo(tmp_path / "part", sft_model, *extra, f"resume={first}"))
+    assert any(abs(loss) > 1e-4 for loss in full.losses[2:])  # rewards differ within groups
+    assert resumed.losses == pytest.approx(full.losses[2:], rel=1e-6, abs=1e-7)
