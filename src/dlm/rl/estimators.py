@@ -19,9 +19,9 @@ log-likelihood of each token (``tests/rl/test_estimators.py``).
 Deliberate deviation, with a switch: DiffuCoder weights the partial copies by ``1/t`` and
 ``1/(1-t)`` before averaging (``coupled_weights="diffucoder"`` reproduces its
 ``selective_log_softmax`` exactly). Each token is masked in exactly one copy, so the weight is
-not an importance correction there: it scales the token's estimate by 1/t or 1/(1-t) (1.25x to
-5x), which is not the log-likelihood even for an input-independent model and inflates the
-ratio's variance. dlm's default (``"unbiased"``) averages the two estimates unweighted.
+not an importance correction there: it scales the partial copy's estimate by 1/t or 1/(1-t)
+(1.25x to 5x), so even for an input-independent model the result is 1.5x the log-likelihood in
+expectation (1.125x to 3x per draw), and the ratio exp(new - old) is raised to that power. dlm's default (``"unbiased"``) averages the two estimates unweighted.
 
 The masks of an inner iteration are drawn once (``draw_masks``) and reused for the old, the
 new and the reference policy, so their per-token ratio compares like with like.

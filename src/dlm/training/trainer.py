@@ -257,8 +257,15 @@ class Trainer:
         data = cfg.data.task or cfg.data.corpus or cfg.data.train_file
         start = f"resuming at step {step}" if step else "from step 0"
         adapter = f"\n{parameter_counts(self.unwrapped).summary()}" if self.adapted else ""
+        objective = cfg.objective
+        if objective == "grpo":
+            r = cfg.rl
+            objective = (
+                f"grpo ({r.estimator} estimator, {r.group_size} rollouts per prompt, "
+                f"{r.inner_steps} update(s) per rollout batch)"
+            )
         return (
-            f"dlm train: {cfg.objective} on {data}, {params:,} parameters, "
+            f"dlm train: {objective} on {data}, {params:,} parameters, "
             f"{len(self.train_data)} sequences of {self.train_data.seq_len} tokens, "
             f"{cfg.optim.max_steps} steps ({start}) on {acc.num_processes} process(es), "
             f"{acc.device.type}; recipe and checkpoints in {self.output_dir}; "
