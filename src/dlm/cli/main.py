@@ -7,6 +7,7 @@
     dlm eval --model DIR [--task NAME --split S] [--samples K --vote] [sampler options]
     dlm convert SRC DST      (a Dream, Dream-Coder, LLaDA, DiffuGPT or DiffuLLaMA directory)
     dlm eval ppl --model DIR --data FILE [--seq-len N] [--mc-num K]
+    dlm eval code --model DIR --samples K [--k 1,K] [--problems N] [--out FILE.jsonl]  (HumanEval)
     dlm eval lm-eval --model dlm --model_args pretrained=DIR,... --tasks ...   (lm-eval's flags)
     dlm chess make --games N --workers W --out DIR   (Stockfish-labelled self-play)
     dlm chess puzzles --data DIR --out FILE.csv      (Lichess-form puzzles, offline)
@@ -43,6 +44,7 @@ from . import (
     chess_puzzles,
     convert,
     demo,
+    eval_code,
     eval_ppl,
     evaluate,
     generate,
@@ -53,7 +55,14 @@ from . import (
     train,
 )
 
-__all__ = ["COMMANDS", "UsageError", "build_parser", "build_ppl_parser", "main"]
+__all__ = [
+    "COMMANDS",
+    "UsageError",
+    "build_code_parser",
+    "build_parser",
+    "build_ppl_parser",
+    "main",
+]
 
 #: Every subcommand (``task`` groups ``task make``), in the order ``dlm --help`` lists them.
 COMMANDS: dict[str, ModuleType | dict[str, ModuleType]] = {
@@ -140,6 +149,13 @@ def build_ppl_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_code_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dlm eval code", description=eval_code.DESCRIPTION)
+    eval_code.add_arguments(parser)
+    parser.set_defaults(command="eval code", run=eval_code.run)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["eval", "lm-eval"]:  # lm-eval parses its own flags
@@ -149,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv[:2] == ["eval", "ppl"]:
             args = build_ppl_parser().parse_args(argv[2:])
+        elif argv[:2] == ["eval", "code"]:
+            args = build_code_parser().parse_args(argv[2:])
         else:
             command = next((a for a in argv if not a.startswith("-")), "")
             args = build_parser(command if command in COMMANDS else "").parse_args(argv)
