@@ -118,10 +118,10 @@ _CHAT_TEMPLATE = (
 LLADA_ALPHABET = string.ascii_letters + string.digits + " \n?.,!:;-'"
 
 
-def write_fake_dream(directory: Path) -> int:
+def write_fake_dream(directory: Path, max_positions: int = 256) -> int:
     """A tiny Dream-v0-Instruct-format folder: Dream's ``config.json`` and Qwen2 weights
-    (hidden 32, 2 layers) and a byte-level Qwen2 tokenizer with every byte, ChatML's two
-    markers, ``<|mask|>`` and a chat template; returns its vocabulary size (260)."""
+    (hidden 32, 2 layers, ``max_positions``) and a byte-level Qwen2 tokenizer with every byte,
+    ChatML's two markers, ``<|mask|>`` and a chat template; returns its vocabulary size (260)."""
     vocab = {"<|endoftext|>": 0}
     for char in bytes_to_unicode().values():
         vocab[char] = len(vocab)
@@ -135,7 +135,7 @@ def write_fake_dream(directory: Path) -> int:
         pad_token_id=0,
         bos_token_id=0,
         eos_token_id=0,
-        max_position_embeddings=256,
+        max_position_embeddings=max_positions,
     )
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], additional_special_tokens=specials)
     tokenizer.chat_template = _CHAT_TEMPLATE

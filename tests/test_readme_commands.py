@@ -71,6 +71,16 @@ DEMO = (
     "model.num_layers=1",
     "model.hidden_size=32",
 )
+#: Appended to the README's GRPO runs: 2 steps of 2 prompts x 2 rollouts, a few examples.
+RL = (
+    "optim.max_steps=2",
+    "optim.batch_size=2",
+    "rl.group_size=2",
+    "data.n_train=32",
+    "data.n_eval=4",
+    "progress=false",
+)
+RL_SHORT = "shortened: 2 steps of 2 prompts x 2 rollouts on 32 examples (from runs/rl-sft/model)"
 SHORT = "shortened: the tiny model (width 32, 1 layer), 2 steps on 32 examples"
 DEMO_SHORT = "shortened as tests/test_demo.py does: width 32, 1 layer, 2 steps on 64 puzzles"
 
@@ -570,6 +580,62 @@ TABLE: tuple[Entry, ...] = (
         (wrote("runs/peft-export/adapter_config.json", "runs/peft-export/adapter_model.safetensors"),),
     ),
     Entry(
+        "dlm train recipes/rl/sft.yaml",
+        "dlm",
+        (wrote("runs/rl-sft/model/dlm_config.json"),),
+        SHORT,
+        append=TRAIN,
+    ),
+    Entry(
+        "dlm train recipes/rl/grpo.yaml",
+        "dlm",
+        (
+            wrote("runs/rl-grpo/model/dlm_config.json"),
+            recipe_value("runs/rl-grpo/model", "objective", "grpo"),
+            printed("grpo (coupled estimator"),
+        ),
+        RL_SHORT,
+        append=RL,
+    ),
+    Entry(
+        "dlm train recipes/rl/grpo.yaml rl.estimator=weighted output_dir=runs/rl-wd1",
+        "dlm",
+        (
+            wrote("runs/rl-wd1/model/dlm_config.json"),
+            recipe_value("runs/rl-wd1/model", "rl.estimator", "weighted"),
+        ),
+        RL_SHORT,
+        append=RL,
+    ),
+    Entry(
+        "dlm eval --model runs/rl-grpo/model",
+        "dlm",
+        (printed("accuracy"),),
+    ),
+    Entry(
+        "dlm convert ~/models/Dream-Coder-v0-Base-7B dream-coder-7b",
+        "dlm",
+        (printed("as a dream checkpoint"), wrote("dream-coder-7b/dlm_config.json")),
+        "~/models/Dream-Coder-v0-Base-7B is the tiny Dream-format stand-in (write_fake_dream), "
+        "as 7B weights cannot be downloaded in CI",
+    ),
+    Entry(
+        "dlm eval code --model dream-coder-7b --samples 1 --max-new-tokens 512 --steps 512 "
+        "--out humaneval.jsonl",
+        "dlm",
+        (printed("pass@1"), wrote("humaneval.jsonl")),
+        "shortened: 2 problems, 8 new tokens in 8 steps",
+        replace=(("--max-new-tokens 512", "--max-new-tokens 8"), ("--steps 512", "--steps 8")),
+        append=("--problems", "2"),
+    ),
+    Entry(
+        "dlm eval code --model dream-coder-7b --samples 10 --k 1,10 --temperature 0.8 --top-p 0.95",
+        "dlm",
+        (printed("pass@1", "pass@10"),),
+        "shortened: 2 problems, 8 new tokens in 8 steps",
+        append=("--problems", "2", "--max-new-tokens", "8", "--steps", "8"),
+    ),
+    Entry(
         "dlm convert ~/models/LLaDA-8B-Instruct llada-8b",
         "dlm",
         (printed("as a llada checkpoint"), wrote("llada-8b/dlm_config.json")),
@@ -633,6 +699,8 @@ def work(tmp_path_factory) -> Work:
     (root / "recipes").symlink_to(ROOT / "recipes", target_is_directory=True)
     home = root / "home"  # what ~ means for these commands
     write_fake_dream(home / "models" / "Dream-v0-Instruct-7B")
+    # Dream-Coder's format is Dream's; HumanEval's byte-level prompts need the positions
+    write_fake_dream(home / "models" / "Dream-Coder-v0-Base-7B", max_positions=2048)
     write_fake_llada(home / "models" / "LLaDA-8B-Instruct")
     return Work(root, home)
 

@@ -226,3 +226,36 @@ def test_a_resumed_grpo_run_reproduces_the_uninterrupted_losses(tmp_path, sft_mo
     resumed, _ = train(_grpo(tmp_path / "part", sft_model, *extra, f"resume={first}"))
     assert any(abs(loss) > 1e-4 for loss in full.losses[2:])  # rewards differ within groups
     assert resumed.losses == pytest.approx(full.losses[2:], rel=1e-6, abs=1e-7)
+
+
+def test_grpo_rewards_code_by_running_each_examples_unit_tests(tmp_path, sft_model):
+    """Prompts from a file, each with its tests; the sandbox runs every completion."""
+    from dlm.data import write_jsonl
+
+    # the tiny model writes digits: a digit string is a valid Python expression, so for every
+    # completion the first test passes and the second fails
+    records = [
+        {"prompt": p, "target": "", "meta": {"tests": ["assert True", "assert False"]}}
+        for p in ("1.2.", "3.4.", "12..", "..34")
+    ]
+    write_jsonl(tmp_path / "code.jsonl", records)
+    logs = []
+    cfg = _grpo(
+        tmp_path / "run",
+        sft_model,
+        "data.task=null",
+        f"data.train_file={tmp_path / 'code.jsonl'}",
+        "rl.reward=tests",
+        "rl.sampler={temperature: 1.0, max_new_tokens: 4}",
+        "optim.max_steps=2",
+    )
+    train(cfg, callbacks=[lambda step, m: logs.append(m)])
+    assert [m["reward"] for m in logs] == [0.5, 0.5]  # one test of two, for every completion
+    assert all(m["pass_rate"] == 0 for m in logs)  # "assert False" never passes
+
+
+def test_a_code_reward_needs_prompts_with_tests(tmp_path):
+    with pytest.raises(ConfigError, match="data.train_file"):
+        load_train_config(
+            None, ["objective=grpo", "model.init=x", "rl.reward=tests", f"output_dir={tmp_path}"]
+        )

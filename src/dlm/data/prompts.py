@@ -39,6 +39,10 @@ def batch_prompts(
     return left_pad_ids(encode_prompts(tokenizer, prompts), pad)
 
 
-def decode_answers(tokenizer: PreTrainedTokenizerBase, generated: torch.Tensor) -> list[str]:
-    """The answer text of each generated row (special tokens dropped, stripped)."""
-    return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in generated.tolist()]
+def decode_answers(
+    tokenizer: PreTrainedTokenizerBase, generated: torch.Tensor, *, strip: bool = True
+) -> list[str]:
+    """The answer text of each generated row (special tokens dropped; stripped of surrounding
+    space unless ``strip`` is off, as code continuing an indented prompt needs)."""
+    texts = [tokenizer.decode(row, skip_special_tokens=True) for row in generated.tolist()]
+    return [t.strip() for t in texts] if strip else texts

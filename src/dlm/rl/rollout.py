@@ -88,13 +88,16 @@ def generate_rollouts(
     group_size: int,
     settings: SamplerSettings,
     reward: RewardFn,
+    *,
+    strip_answers: bool = True,
 ) -> Rollouts:
-    """``group_size`` completions of each example's prompt, with their rewards."""
+    """``group_size`` completions of each example's prompt, with their rewards (the answer
+    texts kept unstripped with ``strip_answers`` off: code continuing an indented prompt)."""
     repeated = [example for example in examples for _ in range(group_size)]
     input_ids, mask = batch_prompts(tokenizer, [e.prompt for e in repeated])
     out = generate(model, input_ids, mask, settings=settings)
     region = out.generated
-    answers = decode_answers(tokenizer, region)
+    answers = decode_answers(tokenizer, region, strip=strip_answers)
     rewards = torch.tensor(reward(repeated, answers), dtype=torch.float32)
     width, p0 = out.sequences.shape[1], out.prompt_length
     completion = torch.zeros(out.sequences.shape, dtype=torch.bool, device=region.device)

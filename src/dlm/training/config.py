@@ -27,6 +27,7 @@ from dlm.peft import PeftSettings
 from dlm.sampling import SamplerSettings
 
 __all__ = [
+    "CODE_REWARDS",
     "ModelSection",
     "DataSection",
     "DiffusionSection",
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 Objective = Literal["pretrain", "sft", "ar", "grpo"]
+#: ``rl.reward`` values that run unit tests in the sandbox, and the share each rewards
+CODE_REWARDS = {"tests": "fraction", "tests_all": "passed"}
 
 
 def _at_least(where: str, value: int | None, low: int, *, optional: bool = False) -> None:
@@ -172,7 +175,10 @@ class RLSection:
     coupled_t: list[float] = field(default_factory=lambda: [0.2, 0.8])  # t ~ U(low, high)
     coupled_weights: Literal["unbiased", "diffucoder"] = "unbiased"  # see dlm.rl.estimators
     psi: float = 1.0  # wd1: the weights are softmax(psi * advantage) over the group
-    reward: str = "verify"  # the task metric rewarded (dlm.rewards.task_reward)
+    # what is rewarded: a metric of data.task ("verify": 1 for a correct answer), or the unit
+    # tests each example carries in its meta (tests / test + entry_point / prefix), run in
+    # dlm.sandbox: "tests" (the share passed) or "tests_all" (1 when all pass)
+    reward: str = "verify"
     # the rollouts' SamplerSettings fields over the model's saved defaults
     sampler: dict[str, Any] = field(default_factory=lambda: {"temperature": 1.0})
 
@@ -252,10 +258,17 @@ class TrainConfig:
                 "objective grpo fine-tunes a trained model: set model.init to its folder (the "
                 "model/ folder of a dlm train run, e.g. an SFT run on the same task)"
             )
-        if self.data.task is None:
+        if r.reward in CODE_REWARDS:
+            if self.data.task is None and self.data.train_file is None:
+                raise ConfigError(
+                    f"rl.reward={r.reward} runs the unit tests of each example: set "
+                    "data.train_file to a .jsonl of prompts whose meta holds their tests"
+                )
+        elif self.data.task is None:
             raise ConfigError(
                 "objective grpo rewards answers with a task's verifier: set data.task (and "
-                "data.task_options) to the task the model was trained on"
+                "data.task_options) to the task the model was trained on, or rl.reward=tests "
+                "with a data.train_file of prompts and their unit tests"
             )
         if self.save_every % r.inner_steps:
             raise ConfigError(

@@ -88,6 +88,7 @@ class GRPOObjective:
     sampler: SamplerSettings
     seed: int = 0
     reference: Reference | None = None  # needed when rl.kl_beta > 0
+    strip_answers: bool = True  # False for code: the reward sees the completion as generated
     #: the Trainer keeps a batch of prompts for this many steps (one rollout batch)
     batch_reuse: int = 1
     #: the held-out loss of the Trainer does not apply to RL
@@ -158,7 +159,13 @@ class GRPOObjective:
         policy = getattr(model, "module", model)
         examples = [self.examples[i] for i in batch.index.tolist()]
         rollouts = generate_rollouts(
-            policy, self.tokenizer, examples, rl.group_size, self.sampler, self.reward
+            policy,
+            self.tokenizer,
+            examples,
+            rl.group_size,
+            self.sampler,
+            self.reward,
+            strip_answers=self.strip_answers,
         )
         metrics = _rollout_metrics(rollouts)
         informative = informative_groups(rollouts.rewards, rl.group_size)

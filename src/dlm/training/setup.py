@@ -28,12 +28,12 @@ from dlm.data import (
 from dlm.data.corpora import corpus_documents, corpus_tokenizer
 from dlm.models import DLM_CONFIG_NAME, DiffusionLM, backbone_config, build_backbone
 from dlm.peft import adapter_disabled, add_adapter
-from dlm.rewards import task_reward
+from dlm.rewards import task_reward, unit_test_reward
 from dlm.sampling import SamplerSettings
 from dlm.tasks import Example, Task, get_task
 from dlm.tasks.thoughts import multipass_examples
 
-from .config import TrainConfig
+from .config import CODE_REWARDS, TrainConfig
 from .grpo import GRPOObjective
 
 __all__ = ["Prepared", "add_peft", "prepare_data", "build_model", "record_task_defaults", "train"]
@@ -264,8 +264,7 @@ def build_grpo(config: TrainConfig, prepared: Prepared, model: DiffusionLM) -> G
     """The GRPO objective of a run: the task's reward, the rollouts' sampler settings (the
     recipe's ``rl.sampler`` over the model's saved defaults) and the reference policy."""
     rl, task = config.rl, prepared.task
-    assert task is not None  # TrainConfig requires data.task for grpo
-    if task.slots is not None:
+    if task is not None and task.slots is not None:
         raise ConfigError(
             f"task {task.name!r} answers inside a pinned template (slots); objective grpo "
             "samples free completions: choose a task without slots"
@@ -285,14 +284,21 @@ def build_grpo(config: TrainConfig, prepared: Prepared, model: DiffusionLM) -> G
         if reference is None:
             assert config.model.init is not None
             reference = _frozen_reference(_trained_model(config.model.init))
+    code = rl.reward in CODE_REWARDS
+    if code:
+        reward = unit_test_reward(CODE_REWARDS[rl.reward])
+    else:
+        assert task is not None  # TrainConfig requires data.task for a task metric
+        reward = task_reward(task, rl.reward)
     return GRPOObjective(
         rl,
         prepared.tokenizer,
         prepared.train_examples,
-        task_reward(task, rl.reward),
+        reward,
         settings,
         seed=config.seed,
         reference=reference,
+        strip_answers=not code,
     )
 
 
