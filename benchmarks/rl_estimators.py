@@ -29,10 +29,12 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from parallel_runs import launch, run_all, spread
+from provenance import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = "recipes/rl/grpo.yaml"
@@ -102,21 +104,10 @@ def worker(method: str, seed: int, args: argparse.Namespace) -> dict:
     }
 
 
-def _launch(method: str, seed: int, args: argparse.Namespace) -> subprocess.Popen:
-    cmd = [sys.executable, __file__, "--worker", method, str(seed), "--base", args.base]
-    cmd += ["--out", args.out] + (["--steps", str(args.steps)] if args.steps else [])
-    cmd += [f"--set={o}" for o in args.set]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
-    )
-
-
-def _spread(values: list[float], fmt: str) -> str:
-    if not values:
-        return "-"
-    middle, low, high = statistics.median(values), min(values), max(values)
-    return f"{format(middle, fmt)} ({format(low, fmt)}-{format(high, fmt)})"
+def _launch(method: str, seed: int, args: argparse.Namespace):
+    argv = ["--worker", method, str(seed), "--base", args.base, "--out", args.out]
+    argv += (["--steps", str(args.steps)] if args.steps else []) + [f"--set={o}" for o in args.set]
+    return launch(__file__, argv)
 
 
 def main() -> None:
@@ -145,24 +136,14 @@ def main() -> None:
             f"--base {args.base} is not a folder: train it first (dlm train recipes/rl/sft.yaml)"
         )
     started = time.perf_counter()
-    queue = [("start", 0)] + [(m, s) for s in args.seeds for m in args.methods]
-    running: list[tuple[subprocess.Popen, str, int]] = []
-    rows = []
-    while queue or running:
-        while queue and len(running) < args.parallel:
-            method, seed = queue.pop(0)
-            running.append((_launch(method, seed, args), method, seed))
-        proc, method, seed = running.pop(0)
-        stdout, _ = proc.communicate()
-        if proc.returncode != 0:
-            sys.exit(f"run {method} seed {seed} failed (exit {proc.returncode})")
-        rows.append(json.loads(stdout.strip().splitlines()[-1]))
-        print(f"done {method} seed {seed}: {rows[-1]['accuracy']:.3f}", file=sys.stderr)
+    jobs = [("start", 0)] + [(m, s) for s in args.seeds for m in args.methods]
+    rows = run_all(jobs, lambda m, s: _launch(m, s, args), args.parallel)
     start = next(r["accuracy"] for r in rows if r["method"] == "start")
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{args.parallel} runs at a time, OMP_NUM_THREADS=1 each; {datetime.date.today()}; "
-        f"{time.perf_counter() - started:.0f} s in all; seeds {args.seeds}; overrides {args.set}\n"
+        f"{time.perf_counter() - started:.0f} s in all; commit {git_commit()}; seeds {args.seeds}; "
+        f"overrides {args.set}\n"
     )
     print(f"SFT start: held-out accuracy {start:.3f}\n")
     print(
@@ -176,9 +157,9 @@ def main() -> None:
         last = [r["reward_last"] for r in mine if r["reward_last"] is not None]
         speed = [r["rollouts_per_s"] for r in mine if r["rollouts_per_s"] is not None]
         print(
-            f"| {method} | {_spread(acc, '.3f')} | {_spread([a - start for a in acc], '+.3f')} "
-            f"| {_spread(first, '.3f')} | {_spread(last, '.3f')} | {_spread(speed, '.0f')} "
-            f"| {_spread([r['seconds'] for r in mine], '.0f')} |"
+            f"| {method} | {spread(acc, '.3f')} | {spread([a - start for a in acc], '+.3f')} "
+            f"| {spread(first, '.3f')} | {spread(last, '.3f')} | {spread(speed, '.0f')} "
+            f"| {spread([r['seconds'] for r in mine], '.0f')} |"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")

@@ -20,10 +20,11 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from parallel_runs import launch, run_all, spread
+from provenance import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = ("none", "random")
@@ -75,19 +76,10 @@ def worker(arm: str, seed: int, args: argparse.Namespace) -> dict:
     }
 
 
-def _launch(arm: str, seed: int, args: argparse.Namespace) -> subprocess.Popen:
-    cmd = [sys.executable, __file__, "--worker", arm, str(seed), "--recipe", args.recipe]
-    cmd += ["--seq-len", str(args.seq_len), "--steps", str(args.steps), "--out", args.out]
-    cmd += ["--answer-room", str(args.answer_room)] + [f"--set={o}" for o in args.set]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
-    )
-
-
-def _spread(values: list[float], fmt: str) -> str:
-    middle, low, high = statistics.median(values), min(values), max(values)
-    return f"{format(middle, fmt)} ({format(low, fmt)}-{format(high, fmt)})"
+def _launch(arm: str, seed: int, args: argparse.Namespace):
+    argv = ["--worker", arm, str(seed), "--recipe", args.recipe, "--seq-len", str(args.seq_len)]
+    argv += ["--steps", str(args.steps), "--out", args.out, "--answer-room", str(args.answer_room)]
+    return launch(__file__, argv + [f"--set={o}" for o in args.set])
 
 
 def main() -> None:
@@ -107,23 +99,12 @@ def main() -> None:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]), args)))
         return
     started = time.perf_counter()
-    queue = [(arm, seed) for seed in args.seeds for arm in ARMS]
-    running: list[tuple[subprocess.Popen, str, int]] = []
-    rows = []
-    while queue or running:
-        while queue and len(running) < args.parallel:
-            arm, seed = queue.pop(0)
-            running.append((_launch(arm, seed, args), arm, seed))
-        proc, arm, seed = running.pop(0)
-        stdout, _ = proc.communicate()
-        if proc.returncode != 0:
-            sys.exit(f"run {arm} seed {seed} failed (exit {proc.returncode})")
-        rows.append(json.loads(stdout.strip().splitlines()[-1]))
-        print(f"done {arm} seed {seed}: {rows[-1]['accuracy']:.3f}", file=sys.stderr)
+    jobs = [(arm, seed) for seed in args.seeds for arm in ARMS]
+    rows = run_all(jobs, lambda arm, seed: _launch(arm, seed, args), args.parallel)
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{args.parallel} runs at a time, OMP_NUM_THREADS=1 each; {datetime.date.today()}; "
-        f"{time.perf_counter() - started:.0f} s in all; {args.recipe}, seq_len {args.seq_len}, "
+        f"{time.perf_counter() - started:.0f} s in all; commit {git_commit()}; {args.recipe}, seq_len {args.seq_len}, "
         f"{args.steps} steps, seeds {args.seeds}; overrides {args.set}\n"
     )
     print("| truncation | held-out accuracy | answer tokens (gold) | empty answers | s/step |")
@@ -131,10 +112,10 @@ def main() -> None:
     for arm in ARMS:
         mine = [r for r in rows if r["arm"] == arm]
         print(
-            f"| {arm} | {_spread([r['accuracy'] for r in mine], '.3f')} "
-            f"| {_spread([r['answer_tokens'] for r in mine], '.1f')} ({mine[0]['gold_tokens']:.1f}) "
-            f"| {_spread([r['empty'] for r in mine], '.3f')} "
-            f"| {_spread([r['seconds_per_step'] for r in mine], '.3f')} |"
+            f"| {arm} | {spread([r['accuracy'] for r in mine], '.3f')} "
+            f"| {spread([r['answer_tokens'] for r in mine], '.1f')} ({mine[0]['gold_tokens']:.1f}) "
+            f"| {spread([r['empty'] for r in mine], '.3f')} "
+            f"| {spread([r['seconds_per_step'] for r in mine], '.3f')} |"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
