@@ -29,11 +29,11 @@ import json
 import os
 import platform
 import resource
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from parallel_runs import launch, run_all, spread
 
 ROOT = Path(__file__).resolve().parents[1]
 PROLORA = "recipes/peft/prolora.yaml"
@@ -93,17 +93,11 @@ def worker(
     }
 
 
-def _launch(method: str, seed: int, args: argparse.Namespace) -> subprocess.Popen:
+def _launch(method: str, seed: int, args: argparse.Namespace):
     out = Path(args.out) / f"{method}-s{seed}"
-    cmd = [sys.executable, __file__, "--worker", method, str(seed), "--base", args.base]
-    cmd += ["--out", str(out)] + (["--steps", str(args.steps)] if args.steps else [])
-    cmd += [f"--set={o}" for o in args.set]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
-
-
-def _spread(values: list[float], fmt: str) -> str:
-    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
+    argv = ["--worker", method, str(seed), "--base", args.base, "--out", str(out)]
+    argv += (["--steps", str(args.steps)] if args.steps else []) + [f"--set={o}" for o in args.set]
+    return launch(__file__, argv)
 
 
 def main() -> None:
@@ -128,19 +122,8 @@ def main() -> None:
     if not Path(args.base).is_dir():
         sys.exit(f"--base {args.base} is not a folder: train it first (dlm train recipes/peft/base.yaml)")
     started = time.perf_counter()
-    queue = [(m, s) for s in args.seeds for m in args.methods]
-    running: list[tuple[subprocess.Popen, str, int]] = []
-    rows = []
-    while queue or running:
-        while queue and len(running) < args.parallel:
-            method, seed = queue.pop(0)
-            running.append((_launch(method, seed, args), method, seed))
-        proc, method, seed = running.pop(0)
-        stdout, _ = proc.communicate()
-        if proc.returncode != 0:
-            sys.exit(f"run {method} seed {seed} failed (exit {proc.returncode})")
-        rows.append(json.loads(stdout.strip().splitlines()[-1]))
-        print(f"done {method} seed {seed}: {rows[-1]['sum_accuracy']:.3f}", file=sys.stderr)
+    jobs = [(m, s) for s in args.seeds for m in args.methods]
+    rows = run_all(jobs, lambda m, s: _launch(m, s, args), args.parallel)
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{args.parallel} runs at a time, OMP_NUM_THREADS=1 each; {datetime.date.today()}; "
@@ -152,10 +135,10 @@ def main() -> None:
         mine = [r for r in rows if r["method"] == method]
         loss = [r["heldout_loss"] for r in mine if r["heldout_loss"] is not None]
         print(
-            f"| {method} | {mine[0]['trainable']:,} | {_spread([r['sum_accuracy'] for r in mine], '.3f')} "
-            f"| {_spread([r['verify'] for r in mine], '.3f')} | {_spread(loss, '.4f') if loss else '-'} "
-            f"| {_spread([r['seconds_per_step'] for r in mine], '.3f')} "
-            f"| {_spread([r['peak_rss_mb'] for r in mine], '.0f')} |"
+            f"| {method} | {mine[0]['trainable']:,} | {spread([r['sum_accuracy'] for r in mine], '.3f')} "
+            f"| {spread([r['verify'] for r in mine], '.3f')} | {spread(loss, '.4f') if loss else '-'} "
+            f"| {spread([r['seconds_per_step'] for r in mine], '.3f')} "
+            f"| {spread([r['peak_rss_mb'] for r in mine], '.0f')} |"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")

@@ -130,7 +130,7 @@ def test_combine_coupled_reads_the_partial_copy_where_each_token_was_masked():
     torch.testing.assert_close(weighted, torch.tensor([[(-1 - 8) / 2, (-1 - 4) / 2]]))
 
 
-def test_a_real_model_sees_the_mask_token_where_the_plan_masks(char_tokenizer):
+def test_a_model_sees_the_mask_token_where_the_plan_masks():
     seen = {}
 
     class Spy(torch.nn.Module):

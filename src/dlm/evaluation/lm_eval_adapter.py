@@ -54,6 +54,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     ) from err
 
 from dlm.checkpoints import load_model
+from dlm.data import left_pad_ids
 from dlm.errors import DlmUserError
 from dlm.models import DiffusionLM
 from dlm.sampling import SamplerSettings, generate
@@ -106,17 +107,6 @@ def _dtype(value: Any) -> torch.dtype | None:
     if value not in _DTYPES:
         raise DlmUserError(f"unknown dtype {value!r}; choose one of: auto, {', '.join(_DTYPES)}")
     return _DTYPES[value]
-
-
-def _left_pad(rows: Sequence[Sequence[int]], fill: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), fill, dtype=torch.long)
-    mask = torch.zeros(len(rows), width, dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            ids[i, width - len(row) :] = torch.tensor(list(row), dtype=torch.long)
-            mask[i, width - len(row) :] = 1
-    return ids, mask
 
 
 def _cut_at_stops(text: str, stops: Sequence[str]) -> str:
@@ -310,7 +300,7 @@ class DlmLM(LM):
         for length, members in by_length.items():
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start : start + self.batch_size]
-                ids, mask = _left_pad([pairs[i][0] for i in chunk], self.model.config.fill_token_id)
+                ids, mask = left_pad_ids([pairs[i][0] for i in chunk], self.model.config.fill_token_id)
                 greedy = SamplerSettings(max_new_tokens=length, steps=length, seed=self.seed, **options)
                 out = generate(self.model, ids, mask, settings=greedy)
                 wanted = torch.tensor(
@@ -393,7 +383,7 @@ class DlmLM(LM):
     def _generate(self, contexts: Sequence[str], gen_kwargs: dict[str, Any]) -> list[str]:
         stops, settings = self._generation_options(dict(gen_kwargs))
         prompts = [self._fit(self._context_ids(c), settings.max_new_tokens) for c in contexts]
-        ids, mask = _left_pad(prompts, self.model.config.fill_token_id)
+        ids, mask = left_pad_ids(prompts, self.model.config.fill_token_id)
         out = generate(self.model, ids, mask, settings=settings)
         eos = self.model.config.eos_token_id
         texts = []

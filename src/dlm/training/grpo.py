@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -89,15 +90,17 @@ class GRPOObjective:
     seed: int = 0
     reference: Reference | None = None  # needed when rl.kl_beta > 0
     strip_answers: bool = True  # False for code: the reward sees the completion as generated
-    #: the Trainer keeps a batch of prompts for this many steps (one rollout batch)
-    batch_reuse: int = 1
     #: the held-out loss of the Trainer does not apply to RL
-    heldout_loss: bool = False
+    heldout_loss: ClassVar[bool] = False
     _cache: dict[int, RolloutBatch] = field(default_factory=dict, repr=False)
     _position: tuple[int, int] = field(default=(-1, -1), repr=False)
 
+    @property
+    def batch_reuse(self) -> int:
+        """The Trainer keeps a batch of prompts for this many steps (one rollout batch)."""
+        return self.rl.inner_steps
+
     def __post_init__(self) -> None:
-        self.batch_reuse = self.rl.inner_steps
         if self.rl.kl_beta > 0 and self.reference is None:
             raise ValueError("rl.kl_beta > 0 needs a reference policy")
 
