@@ -3,7 +3,7 @@
 Every module under ``src/dlm`` is parsed with ``ast`` (nothing is imported) and each of its
 imports of another ``dlm`` package is checked against the layers, top to bottom:
 
-    cli > demo > evaluation > checkpoints > training > rl > rewards > peft > tasks > chess > sampling > models > data > diffusion > sandbox
+    cli > serve > demo > evaluation > checkpoints > training > rl > rewards > peft > tasks > chess > sampling > models > data > diffusion > sandbox
 
 A module may import its own package and any package drawn below it, never one drawn above.
 What counts as an import:
@@ -37,6 +37,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dlm"
 #: Top to bottom, as the README draws them.
 LAYERS = (
     "cli",
+    "serve",
     "demo",
     "evaluation",
     "checkpoints",

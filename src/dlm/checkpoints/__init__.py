@@ -16,7 +16,14 @@ One module per family holds its detection rule and mapping tables: ``dream``, ``
 from .base import Family, Probe, UnsupportedCheckpointError
 from .convert import ConvertResult, convert, load_tokenizer
 from .detect import DLM_FORMAT, FAMILIES, FORMATS, detect_format, probe
-from .load import adapter_base, is_adapter_dir, load_adapted, load_model, load_published
+from .load import (
+    adapter_base,
+    is_adapter_dir,
+    load_adapted,
+    load_model,
+    load_model_and_tokenizer,
+    load_published,
+)
 
 __all__ = [
     "DLM_FORMAT",
@@ -32,6 +39,7 @@ __all__ = [
     "is_adapter_dir",
     "load_adapted",
     "load_model",
+    "load_model_and_tokenizer",
     "load_published",
     "load_tokenizer",
     "probe",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import PretrainedConfig, PreTrainedModel
@@ -19,6 +20,9 @@ from transformers import PretrainedConfig, PreTrainedModel
 from dlm.models import DiffusionConfig
 from dlm.models.diffusion_lm import DLM_CONFIG_NAME, DiffusionLM
 from dlm.peft import ADAPTER_CONFIG, AdapterError, load_adapter, read_adapter_config
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 from .base import Family, Probe, UnsupportedCheckpointError
 from .detect import match_family, probe
@@ -198,3 +202,34 @@ def load_adapted(
         if source is not None:
             model.source_format = source
     return load_adapter(model, adapter)
+
+
+def load_model_and_tokenizer(
+    path: str, adapter: str | None = None
+) -> tuple[DiffusionLM, PreTrainedTokenizerBase]:
+    """A dlm (or published: Dream, LLaDA, ...) checkpoint's model and its tokenizer, with
+    ``adapter`` (a dlm adapter folder) added; ``path`` may itself be an adapter folder.
+
+    The tokenizer is read without remote code (an adapter folder's own, else its base's); a
+    published checkpoint's mask token is set from the model when its tokenizer does not name
+    one.
+    """
+    from dlm.models import NotADlmCheckpointError
+
+    from .convert import load_tokenizer
+    from .detect import detect_format
+
+    model = load_model(path, adapter=adapter)
+    if adapter is None and is_adapter_dir(path):
+        path, adapter = str(adapter_base(path)), path
+    fmt = getattr(model, "source_format", None) or detect_format(path)
+    tokenizer = None
+    if adapter is not None:
+        tokenizer = load_tokenizer(adapter, fmt, model.config.mask_token_id)
+    tokenizer = tokenizer or load_tokenizer(path, fmt, model.config.mask_token_id)
+    if tokenizer is None:
+        raise NotADlmCheckpointError(
+            f"{path} has no tokenizer saved beside the model; save the checkpoint with its "
+            "tokenizer (model.save_pretrained(path, tokenizer))"
+        )
+    return model, tokenizer

@@ -133,36 +133,11 @@ def add_task_selection(parser: argparse.ArgumentParser) -> None:
 def load_model_and_tokenizer(
     path: str, adapter: str | None = None
 ) -> tuple[DiffusionLM, PreTrainedTokenizerBase]:
-    """A dlm (or published: Dream, LLaDA, ...) checkpoint's model and its tokenizer, with
-    ``adapter`` (a dlm adapter folder) added; ``path`` may itself be an adapter folder.
+    """``dlm.checkpoints.load_model_and_tokenizer``, imported when a command first needs it
+    (so ``dlm --help`` does not load torch)."""
+    from dlm.checkpoints import load_model_and_tokenizer as load
 
-    The tokenizer is read without remote code (an adapter folder's own, else its base's); a
-    published checkpoint's mask token is set from the model when its tokenizer does not name
-    one.
-    """
-    from dlm.checkpoints import (
-        adapter_base,
-        detect_format,
-        is_adapter_dir,
-        load_model,
-        load_tokenizer,
-    )
-    from dlm.models import NotADlmCheckpointError
-
-    model = load_model(path, adapter=adapter)
-    if adapter is None and is_adapter_dir(path):
-        path, adapter = str(adapter_base(path)), path
-    fmt = getattr(model, "source_format", None) or detect_format(path)
-    tokenizer = None
-    if adapter is not None:
-        tokenizer = load_tokenizer(adapter, fmt, model.config.mask_token_id)
-    tokenizer = tokenizer or load_tokenizer(path, fmt, model.config.mask_token_id)
-    if tokenizer is None:
-        raise NotADlmCheckpointError(
-            f"{path} has no tokenizer saved beside the model; save the checkpoint with its "
-            "tokenizer (model.save_pretrained(path, tokenizer))"
-        )
-    return model, tokenizer
+    return load(path, adapter)
 
 
 def refuse_unknown_tokens(tokenizer, prompts: list[str], where: list[str]) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlm.errors import DlmUserError
@@ -130,20 +129,12 @@ def apply_chat_template(tokenizer, records: list[dict]) -> list[dict]:
 
 
 def recorded_task(model_dir: str) -> Task | None:
-    """The task the model at ``model_dir`` was trained on, with its options, from the
-    ``train_config.yaml`` saved with it; None for a model with no task (or no recipe).
+    """``dlm.training.recorded_task``; an unbuildable task is reported on stderr and read as
+    none, so generation itself still runs."""
+    from dlm.training import recorded_task as recorded
 
-    A recorded task that can no longer be built (an option since renamed) is reported on
-    stderr and read as no task, so generation itself still runs.
-    """
-    from dlm.tasks import get_task
-    from dlm.training import recorded_recipe
-
-    recipe = recorded_recipe(Path(model_dir))
-    if recipe is None or recipe.data.task is None:
-        return None
     try:
-        return get_task(recipe.data.task, **recipe.data.task_options)
+        return recorded(model_dir)
     except DlmUserError as err:
         print(f"answers are shown raw: the model's task cannot be rebuilt ({err})", file=sys.stderr)
         return None

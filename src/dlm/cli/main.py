@@ -3,6 +3,7 @@
     dlm demo [--compare-ar] [--json PATH] [--out DIR]
     dlm train RECIPE.yaml [key=value ...]
     dlm generate --model DIR (--prompt TEXT | --input FILE.jsonl) [sampler options]
+    dlm serve --model DIR [--adapter DIR] [--host H --port P] [--api-key KEY]  (OpenAI API, page)
     dlm task make NAME [--split S] [--n N] [--n-test N] [--seed S] [--out DIR]
     dlm eval --model DIR [--task NAME --split S] [--samples K --vote] [sampler options]
     dlm convert SRC DST      (a Dream, Dream-Coder, LLaDA, DiffuGPT or DiffuLLaMA directory)
@@ -51,6 +52,7 @@ from . import (
     peft_export,
     peft_merge,
     plot,
+    serve,
     task_make,
     train,
 )
@@ -69,6 +71,7 @@ COMMANDS: dict[str, ModuleType | dict[str, ModuleType]] = {
     "demo": demo,
     "train": train,
     "generate": generate,
+    "serve": serve,
     "convert": convert,
     "task": {"make": task_make},
     "chess": {

@@ -4,6 +4,7 @@ from .attention import ATTENTION_MODES, anneal_ratio, build_attention
 from .backbones import ARCHITECTURES, backbone_config, build_backbone
 from .diffusion_lm import DLM_CONFIG_NAME, DiffusionConfig, DiffusionLM, NotADlmCheckpointError
 from .modes import eval_mode
+from .pooled import PooledStepForward, ragged_step_logits
 from .quiet import quiet_libraries
 
 __all__ = [
@@ -13,10 +14,12 @@ __all__ = [
     "DiffusionConfig",
     "DiffusionLM",
     "NotADlmCheckpointError",
+    "PooledStepForward",
     "anneal_ratio",
     "backbone_config",
     "build_attention",
     "build_backbone",
     "eval_mode",
     "quiet_libraries",
+    "ragged_step_logits",
 ]

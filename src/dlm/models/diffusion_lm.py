@@ -218,6 +218,28 @@ class DiffusionLM(nn.Module):
         logits, _ = self.backbone_call(input_ids, mask, positions, logits_to_keep=keep)
         return logits
 
+    def row_head_logits(
+        self,
+        input_ids: torch.Tensor,
+        mask: torch.Tensor | None,
+        positions: torch.Tensor | None,
+        columns: torch.Tensor,
+    ) -> torch.Tensor:
+        """Raw backbone logits (B, K, V) at each row's own output columns ``columns`` (B, K).
+
+        The backbone's body runs once over the batch and the LM head only on the B x K
+        gathered hidden states, so rows that read different columns (a server's ragged batch,
+        each row in its own block) never make a B x L x V tensor. Same numbers as
+        ``head_logits`` up to the floating point of a different batch shape.
+        """
+        embeds = self.backbone.get_input_embeddings()(input_ids)
+        out = self.backbone.base_model(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False
+        )
+        hidden = out.last_hidden_state
+        picked = hidden.gather(1, columns.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        return self.backbone.get_output_embeddings()(picked)
+
     @functools.cached_property
     def compiled_head_logits(self) -> Callable[..., torch.Tensor]:
         """``head_logits`` through ``torch.compile(mode="reduce-overhead")``, kept on the model."""

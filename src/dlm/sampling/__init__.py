@@ -7,7 +7,7 @@ from .blocks import Block, plan_blocks
 from .canvas import Canvas, build_canvas, left_pad, trim_after_eos
 from .commit import factor_commit, threshold_commit
 from .events import StepEvent
-from .generate import GenerationOutput, generate, settings_for, stream
+from .generate import GenerationOutput, generate, sampling_run, settings_for, stream
 from .loop import SamplingRun
 from .policies import score_positions, select_top_k
 from .proposal import Proposal, filter_logits, penalize_end_tokens, propose
@@ -46,6 +46,7 @@ __all__ = [
     "penalize_end_tokens",
     "plan_blocks",
     "propose",
+    "sampling_run",
     "score_positions",
     "select_top_k",
     "settings_for",

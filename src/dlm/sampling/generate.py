@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,7 @@ from .settings import SamplerSettings
 if TYPE_CHECKING:
     from dlm.models import DiffusionLM
 
-__all__ = ["GenerationOutput", "generate", "settings_for", "stream"]
+__all__ = ["GenerationOutput", "generate", "sampling_run", "settings_for", "stream"]
 
 
 @dataclass
@@ -173,6 +173,28 @@ def _prepare(
     return canvas, generator
 
 
+def sampling_run(
+    model: DiffusionLM,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    settings: SamplerSettings,
+    fixed: torch.Tensor | None = None,
+    emit: bool = True,
+    step_forward: Callable[..., Any] | None = None,
+) -> SamplingRun:
+    """The checked canvas and run of one ``stream`` call, to be iterated (under ``no_grad``
+    and in eval mode) by a caller that drives runs itself: a server runs one per request,
+    its forward batched with the others' through ``step_forward``."""
+    if model.is_autoregressive:
+        raise SettingsError(
+            "stream() samples diffusion models; an AR model decodes with generate()"
+        )
+    canvas, generator = _prepare(model, input_ids, attention_mask, fixed, settings)
+    pad_id = model.config.fill_token_id
+    return SamplingRun(model, canvas, settings, generator, pad_id, emit=emit, step_forward=step_forward)
+
+
 @torch.no_grad()
 def stream(
     model: DiffusionLM,
@@ -189,9 +211,9 @@ def stream(
             "stream() samples diffusion models; an AR model decodes with generate()"
         )
     settings = settings_for(model, settings, **options)
-    canvas, generator = _prepare(model, input_ids, attention_mask, fixed, settings)
+    run = sampling_run(model, input_ids, attention_mask, settings=settings, fixed=fixed)
     with eval_mode(model):
-        yield from SamplingRun(model, canvas, settings, generator, model.config.fill_token_id)
+        yield from run
 
 
 @torch.no_grad()

@@ -46,8 +46,8 @@ path never enters them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -103,7 +103,9 @@ class SamplingRun:
     """Iterate to sample; afterwards ``tokens`` holds the canvas and ``nfe`` the forward passes.
 
     ``emit`` makes the iterator yield a ``StepEvent`` per step; without it the iterator yields
-    nothing and runs to the end.
+    nothing and runs to the end. ``step_forward`` replaces ``model.step_forward`` (same
+    arguments, same interface): a server passes one whose forward is batched with other runs'
+    (``dlm.models.PooledStepForward``).
     """
 
     def __init__(
@@ -115,8 +117,10 @@ class SamplingRun:
         pad_id: int,
         *,
         emit: bool = True,
+        step_forward: Callable[..., Any] | None = None,
     ) -> None:
         self.model, self.canvas, self.s = model, canvas, settings
+        self.make_forward = model.step_forward if step_forward is None else step_forward
         self.generator, self.pad_id, self.emit = generator, pad_id, emit
         self.tokens = canvas.tokens.clone()
         self.nfe = 0
@@ -133,7 +137,7 @@ class SamplingRun:
     def _step_forward(self):
         """The model's step forward for this canvas, of the settings' cache kind."""
         s, canvas = self.s, self.canvas
-        return self.model.step_forward(
+        return self.make_forward(
             canvas.attention_mask,
             canvas.tokens.shape[1],
             prompt_length=canvas.prompt_length,

@@ -8,6 +8,7 @@ from .config import (
     TrainConfig,
     load_train_config,
     recorded_recipe,
+    recorded_task,
 )
 from .heldout import Evaluator, HeldOutLoss
 from .objectives import AutoregressiveObjective, DiffusionObjective, StepLoss, build_objective
@@ -34,6 +35,7 @@ __all__ = [
     "build_objective",
     "load_train_config",
     "recorded_recipe",
+    "recorded_task",
     "prepare_data",
     "record_task_defaults",
     "train",

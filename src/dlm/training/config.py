@@ -19,12 +19,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dlm.config import ConfigError, load_config
 from dlm.errors import SettingsError
 from dlm.peft import PeftSettings
 from dlm.sampling import SamplerSettings
+
+if TYPE_CHECKING:
+    from dlm.tasks import Task
 
 __all__ = [
     "CODE_REWARDS",
@@ -362,3 +365,16 @@ def recorded_recipe(model_dir: Path | str) -> TrainConfig | None:
         if candidate.is_file():
             return load_train_config(str(candidate))
     return None
+
+
+def recorded_task(model_dir: Path | str) -> Task | None:
+    """The task the model at ``model_dir`` was trained on, with its options, from the
+    ``train_config.yaml`` saved with it; None for a model with no task (or no recipe). A
+    recorded task that can no longer be built (an option since renamed) raises its
+    ``DlmUserError``."""
+    from dlm.tasks import get_task
+
+    recipe = recorded_recipe(model_dir)
+    if recipe is None or recipe.data.task is None:
+        return None
+    return get_task(recipe.data.task, **recipe.data.task_options)
