@@ -114,6 +114,6 @@ def run(args: argparse.Namespace) -> int:
     )
     uvicorn.run(
         app, host=args.host, port=args.port, access_log=False, log_level=args.log_level,
-        timeout_graceful_shutdown=int(args.shutdown_grace),
+        timeout_graceful_shutdown=int(args.shutdown_grace) + 2,  # above the streams' grace
     )
     return 0

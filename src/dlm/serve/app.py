@@ -276,7 +276,12 @@ def create_app(
         if state.disconnected:
             return Response(status_code=499)
         if body.stream:
-            return EventSourceResponse(state.sse(request, model_name=config.model_name), ping=15)
+            # at shutdown a running stream gets the grace period to finish (sse-starlette
+            # would otherwise end it at once)
+            return EventSourceResponse(
+                state.sse(request, model_name=config.model_name), ping=15,
+                shutdown_grace_period=config.shutdown_grace,
+            )
         return await state.complete(request, model_name=config.model_name)
 
     @app.post("/v1/completions", dependencies=guarded)
