@@ -110,7 +110,7 @@ Step = Callable[[Path], None]
 @dataclass(frozen=True)
 class Entry:
     command: str  # the README's text, normalised (readme_commands)
-    how: str  # "dlm" (in-process main), "launcher" (a subprocess) or "not run"
+    how: str  # "dlm" (in-process main), "launcher" (a subprocess), "server" or "not run"
     checks: tuple[Check, ...]
     reason: str = ""  # how the CI run differs from the README line, and why; "" = verbatim
     append: tuple[str, ...] = ()  # arguments added at the end (shortening overrides)
@@ -261,11 +261,24 @@ CHESS_TRAIN = (*TRAIN, "data.n_train=8", "data.n_eval=2")
 CHESS_SHORT = SHORT.replace("32 examples", "8 positions") + " of the shortened dlm chess make"
 
 
-def chess_extra_in_test(ran: Ran) -> None:
-    """The test extras CI installs include every package of the chess extra."""
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert set(extras["chess"]) <= set(extras["test"])
+def extra_in_test(name: str) -> Check:
+    def check(ran: Ran) -> None:
+        """The test extras CI installs include every package of extra ``name``."""
+        tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+        extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+        assert set(extras[name]) <= set(extras["test"])
+
+    return check
+
+
+chess_extra_in_test = extra_in_test("chess")
+
+
+def served(ran: Ran) -> None:
+    """The server answered /v1/models and a completion (``_serve`` prints both)."""
+    models, completion = (json.loads(line) for line in ran.out.splitlines()[-2:])
+    assert models["object"] == "list" and models["data"][0]["id"] == "sudoku-model"
+    assert completion["object"] == "text_completion" and completion["choices"][0]["finish_reason"]
 
 
 CI_RUNS_IT = "CI runs this line itself (.ci/run)"
@@ -397,6 +410,19 @@ TABLE: tuple[Entry, ...] = (
         "not run",
         (dream_at_local_dir,),
         "network: replaced by the tiny fake Dream folder (write_fake_dream at its --local-dir)",
+    ),
+    Entry(
+        'pip install -e ".[serve]"',
+        "not run",
+        (extra_in_test("serve"),),
+        "CI installs the test extras (.ci/run), which hold the serve extra's packages",
+    ),
+    Entry(
+        "dlm serve --model sudoku-model --port 8000",
+        "server",
+        (served,),
+        "a subprocess on a free port (8000 may be taken), asked for /v1/models and one "
+        "completion, then stopped with SIGTERM",
     ),
     Entry(
         "dlm task make countdown --split cd3 --n 50000 --n-test 500 --out data/cd3",
@@ -680,7 +706,7 @@ def test_the_table_is_the_readme():
 
 def test_every_change_to_a_readme_line_says_why():
     for entry in TABLE:
-        assert entry.how in ("dlm", "launcher", "not run"), entry.command
+        assert entry.how in ("dlm", "launcher", "server", "not run"), entry.command
         if entry.how == "not run" or entry.append or entry.replace or entry.before:
             assert entry.reason, f"{entry.command}: the table must say how and why"
         assert entry.checks, f"{entry.command}: a run must check what it produced"
@@ -759,7 +785,9 @@ def test_readme_command(entry: Entry, work: Work, monkeypatch, capsys):
         step(work.root)
     capsys.readouterr()
     env, argv = _argv(entry, work)
-    if entry.how == "launcher":
+    if entry.how == "server":
+        ran = _serve(argv, work)
+    elif entry.how == "launcher":
         extra = {"OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1", **env}
         done = subprocess.run(
             [*_LAUNCHERS[argv[0]], *argv[1:]],
@@ -781,6 +809,48 @@ def test_readme_command(entry: Entry, work: Work, monkeypatch, capsys):
     assert ran.rc == 0, f"exit {ran.rc}\n{ran.err[-3000:]}"
     for check in entry.checks:
         check(ran)
+
+
+def _serve(argv: list[str], work: Work) -> Ran:
+    """``dlm serve`` as a subprocess on a free port: wait for /health, ask /v1/models and for
+    one completion (printed as two JSON lines), then SIGTERM; rc 0 when it shut down cleanly."""
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = list(argv)
+    argv[argv.index("--port") + 1] = str(port)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlm.cli.main", *argv[1:]], cwd=work.root, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    out = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        if proc.poll() is None:
+            out.append(httpx.get(url + "/v1/models", timeout=30).text)
+            body = {"prompt": "506002240050000300130065052140001023", "max_tokens": 8}
+            out.append(httpx.post(url + "/v1/completions", json=body, timeout=120).text)
+            proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rc = 0 if proc.returncode in (0, -signal.SIGTERM) else proc.returncode
+    return Ran(rc, stdout + "\n".join(out), stderr, work.root, work.home)
 
 
 # ---------------------------------------------------------------- the Python blocks

@@ -281,3 +281,22 @@ def test_metrics_models_limits_cors_and_access_log(server, model, tokenizer, cap
         pre = httpx.options(url + "/v1/completions", headers={
             "Origin": "http://elsewhere", "Access-Control-Request-Method": "POST"})
         assert pre.headers["access-control-allow-origin"] == "http://elsewhere"
+
+
+def test_a_chess_models_answer_is_rendered_as_its_board_and_line():
+    chess = pytest.importorskip("chess")
+    from dlm.chess.encoding import board_string, chess_tokenizer, diffusearch_target
+    from dlm.tasks import get_task
+
+    task = get_task("chess", agent="diffusearch")
+    tokenizer = chess_tokenizer()
+    model = text_model(tokenizer=tokenizer, max_positions=128)
+    board = chess.Board()
+    prompt, line = board_string(board), diffusearch_target(board, ["e2e4", "e7e5", "g1f3"])
+    app = create_app(model, tokenizer, ServeConfig(), task=task)
+    with running_server(app) as url:
+        info = httpx.get(url + "/v1/models").json()["data"][0]["dlm"]["task"]
+        assert info["name"] == "chess"
+        shown = httpx.post(url + "/v1/dlm/render", json={"prompt": prompt, "text": line}).json()
+        assert shown["rendered"] == task.render(prompt, line)
+        assert "e4" in shown["rendered"] and "Nf3" in shown["rendered"]  # the line in SAN

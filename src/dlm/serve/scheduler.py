@@ -113,6 +113,9 @@ class Row:
     answer: Any = None
     state: str = "queued"  # queued -> busy <-> parked -> ended
     steps: int = 0
+    # set when the row's answer is in or it was cancelled: each row sleeps on its own event,
+    # so a step wakes its rows once each (not every row on every park)
+    wake: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Ask the row to leave at its next step (from any thread); a no-op once ended."""
@@ -206,6 +209,7 @@ class Scheduler:
                 self._cv.notify_all()
                 row.sink("cancelled", reason)
                 return
+            row.wake.set()
             self._cv.notify_all()
 
     def shutdown(self, grace: float = 10.0) -> None:
@@ -293,7 +297,8 @@ class Scheduler:
                 row.answer, row.pending = answers[row], None
                 row.state = "busy"
                 self._busy += 1
-            self._cv.notify_all()
+        for row in rows:
+            row.wake.set()
         if self.on_step is not None:
             self.on_step(len(rows), seconds)
 
@@ -305,13 +310,21 @@ class Scheduler:
                 raise Cancelled(row.cancel_reason)
             row.pending, row.answer = request, None
             row.state = "parked"
+            row.wake.clear()
             self._busy -= 1
-            self._cv.notify_all()
-            while row.state != "busy":
+            if self._busy == 0:
+                self._cv.notify_all()  # the last row in: the scheduler can step
+        while True:
+            row.wake.wait()
+            with self._cv:
+                if row.state == "busy":
+                    break
                 if row.cancel_reason is not None and row.state == "parked":
                     row.state, row.pending = "leaving", None  # never computed
+                    self._cv.notify_all()
                     raise Cancelled(row.cancel_reason)
-                self._cv.wait()
+                row.wake.clear()  # cancelled while its forward runs: wait for the answer
+        with self._cv:
             answer, row.answer = row.answer, None
         if isinstance(answer, Exception):
             raise answer

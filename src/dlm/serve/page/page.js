@@ -149,6 +149,16 @@ function sudokuBoard(length) {
   };
 }
 
+// A task model's answer in the task's own form (a Sudoku grid, a chess board and line).
+async function showRendered(text) {
+  if (!(state.info && state.info.task)) return;
+  const rendered = await fetch("/v1/dlm/render", {
+    method: "POST", headers: headers(),
+    body: JSON.stringify({ prompt: $("prompt").value, text }),
+  });
+  if (rendered.ok) $("rendered").textContent = (await rendered.json()).rendered;
+}
+
 async function run() {
   if (state.running) return;
   state.running = true;
@@ -161,6 +171,7 @@ async function run() {
   const started = performance.now();
   let view = null, tokens = 0, slept = 0;
   try {
+    await showRendered("");  // a chess model's board before its line is predicted
     const body = requestBody();
     const response = await fetch("/v1/completions", { method: "POST", headers: headers(), body: JSON.stringify(body) });
     if (!response.ok) {
@@ -193,13 +204,7 @@ async function run() {
         $("output").textContent += payload.choices[0].text || "";
       }
     }
-    if (state.info && state.info.task) {
-      const rendered = await fetch("/v1/dlm/render", {
-        method: "POST", headers: headers(),
-        body: JSON.stringify({ prompt: $("prompt").value, text: $("output").textContent }),
-      });
-      if (rendered.ok) $("rendered").textContent = (await rendered.json()).rendered;
-    }
+    await showRendered($("output").textContent);
   } catch (error) {
     $("error").textContent = String(error.message || error);
   } finally {
