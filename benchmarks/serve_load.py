@@ -225,14 +225,18 @@ def main() -> None:
                           f"{row['tokens_per_s']:.0f} | {row['first_event_p50_s']:.3f} | "
                           f"{row['latency_p50_s']:.3f} | {row['latency_p99_s']:.3f} |", flush=True)
                 if args.soak and mode == max(args.modes):
-                    before = _rss_mib(server.proc.pid)
                     level = max(args.concurrency)
-                    row = asyncio.run(_load(server.url, bodies_for(prompts, args.soak, args, 7), level))
-                    after = _rss_mib(server.proc.pid)
-                    row.update(max_rows=mode, clients=level, rss_before_mib=before, rss_after_mib=after)
-                    rows.append(row)
-                    print(f"# soak: {row['requests']} requests at {level} clients, {row['errors']} "
-                          f"errors; server RSS {before:.0f} MiB before, {after:.0f} MiB after")
+                    rss = [_rss_mib(server.proc.pid)]
+                    errors = 0
+                    for part in range(4):  # RSS after each quarter: growth, or a plateau
+                        bodies = bodies_for(prompts, args.soak // 4, args, 7 + part)
+                        errors += asyncio.run(_load(server.url, bodies, level))["errors"]
+                        rss.append(_rss_mib(server.proc.pid))
+                    rows.append({"max_rows": mode, "clients": level, "soak": args.soak,
+                                 "errors": errors, "rss_mib": rss})
+                    print(f"# soak: {args.soak} requests at {level} clients, {errors} errors; "
+                          f"server RSS (MiB) before and after each quarter: "
+                          f"{' '.join(f'{r:.0f}' for r in rss)}")
             finally:
                 server.close()
         if args.json:

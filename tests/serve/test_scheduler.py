@@ -214,3 +214,16 @@ def test_an_autoregressive_model_is_refused():
     model.config.attention = "causal"
     with pytest.raises(Exception, match="autoregressive"):
         Scheduler(model)
+
+
+def test_length_groups_bound_the_padding_and_keep_equal_lengths_together():
+    from dlm.serve.scheduler import length_groups
+
+    rng = random.Random(0)
+    lengths = [rng.choice([20, 21, 40, 80, 160]) for _ in range(64)]
+    groups = length_groups(lengths, lambda n: n, 0.25)
+    assert sorted(n for g in groups for n in g) == sorted(lengths)  # every row, once
+    for group in groups:
+        assert max(group) * len(group) <= 1.25 * sum(group)
+    assert length_groups([50] * 10, lambda n: n, 0.0) == [[50] * 10]
+    assert len(length_groups([160, 20, 20, 20], lambda n: n, 0.25)) == 2

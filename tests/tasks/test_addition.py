@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from dlm.errors import DlmUserError
 from dlm.tasks import get_task
 from dlm.tasks.addition import AdditionTask, add_reversed, longest_carry_chain
 from dlm.tasks.base import Example, Task
@@ -94,3 +95,18 @@ def test_bad_options_and_prompts_are_reported() -> None:
         AdditionTask(digits=1).generate(80, seed=0)
     with pytest.raises(ValueError, match="joined by"):
         AdditionTask(digits=3).verify(Example("123-456", ""), "0000")
+
+
+def test_mixed_lengths_cover_the_range_and_verify_by_their_own_length():
+    task = AdditionTask(digits=6, min_digits=2)
+    train, test = task.held_out(400, 100, seed=0)
+    lengths = {len(e.prompt.partition("+")[0]) for e in train + test}
+    assert lengths == {2, 3, 4, 5, 6}
+    for e in train[:50]:
+        a, _, b = e.prompt.partition("+")
+        assert len(a) == len(b) and len(e.target) == len(a) + 1
+        assert task.verify(e, e.target) and task.bucket(e) == f"d{len(a)}"
+        assert not task.verify(e, e.target[:-1])
+    assert task.max_answer_tokens == 8
+    with pytest.raises(DlmUserError, match="min_digits"):
+        AdditionTask(digits=4, min_digits=5)

@@ -80,12 +80,16 @@ class ServerMetrics:
         self.rows_per_step.observe(rows)
         self.forward_seconds.observe(seconds)
         with self._lock:
-            self._steps.append(time.monotonic())
+            now = time.monotonic()
+            self._steps.append(now)
+            self._trim(now)  # bounded whether or not anyone scrapes
 
     def on_tokens(self, count: int) -> None:
         self.tokens_total.inc(count)
         with self._lock:
-            self._tokens.append((time.monotonic(), count))
+            now = time.monotonic()
+            self._tokens.append((now, count))
+            self._trim(now)
 
     def _trim(self, now: float) -> None:
         start = now - self.window

@@ -31,6 +31,12 @@ n_test, seed)`` cut in two (train first), so no test prompt is in train.
 
 Metrics (``task.metrics``, ``dlm eval --metric NAME``): ``verify`` (the exact sum) and
 ``digit_accuracy`` (the share of the answer's places holding the right digit).
+
+``min_digits`` mixes lengths: each example's operands have d digits, d uniform in
+[``min_digits``, ``digits``] (both operands the same length, the answer d + 1 digits), and
+``bucket`` is the length (``d3``, ``d8``). A small model learns the short sums first and the
+long ones later, so its accuracy over the mix rises gradually instead of in the one sharp step
+a single length shows: the RL benchmark's start.
 """
 
 from __future__ import annotations
@@ -77,10 +83,18 @@ class AdditionTask(Task):
 
     name = "addition"
 
-    def __init__(self, digits: int = 16) -> None:
-        if not isinstance(digits, int) or digits < 1:
+    def __init__(self, digits: int = 16, min_digits: int | None = None) -> None:
+        if isinstance(digits, bool) or not isinstance(digits, int) or digits < 1:
             raise DlmUserError(f"digits must be a positive integer; got {digits!r}")
+        if min_digits is not None and (
+            isinstance(min_digits, bool) or not isinstance(min_digits, int)
+            or not 1 <= min_digits <= digits
+        ):
+            raise DlmUserError(
+                f"min_digits must be a whole number in [1, digits={digits}]; got {min_digits!r}"
+            )
         self.digits = digits
+        self.min_digits = min_digits
 
     @property
     def max_answer_tokens(self) -> int:
@@ -91,8 +105,9 @@ class AdditionTask(Task):
         return build_char_tokenizer(ALPHABET)
 
     def _example(self, rng: random.Random) -> Example:
-        a = "".join(rng.choice("0123456789") for _ in range(self.digits))
-        b = "".join(rng.choice("0123456789") for _ in range(self.digits))
+        n = self.digits if self.min_digits is None else rng.randint(self.min_digits, self.digits)
+        a = "".join(rng.choice("0123456789") for _ in range(n))
+        b = "".join(rng.choice("0123456789") for _ in range(n))
         return Example(f"{a}+{b}", add_reversed(a, b), {"chain": longest_carry_chain(a, b)})
 
     def stream(self, rng: random.Random) -> Iterator[Example]:
@@ -124,9 +139,11 @@ class AdditionTask(Task):
 
     def _operands(self, prompt: str) -> tuple[str, str]:
         a, sep, b = prompt.strip().partition("+")
-        if not sep or len(a) != self.digits or len(b) != self.digits:
+        low = self.digits if self.min_digits is None else self.min_digits
+        if not sep or len(a) != len(b) or not low <= len(a) <= self.digits:
+            size = f"{self.digits}" if self.min_digits is None else f"{low}- to {self.digits}"
             raise ValueError(
-                f"an addition prompt is two {self.digits}-digit strings joined by '+'; got {prompt!r:.80}"
+                f"an addition prompt is two {size}-digit strings joined by '+'; got {prompt!r:.80}"
             )
         return a, b
 
@@ -143,6 +160,8 @@ class AdditionTask(Task):
 
     def bucket(self, example: Example) -> str:
         a, b = self._operands(example.prompt)
+        if self.min_digits is not None:
+            return f"d{len(a)}"
         chain = longest_carry_chain(a, b)
         return f"chain{chain}" if chain < 3 else "chain3+"
 
