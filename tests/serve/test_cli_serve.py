@@ -13,9 +13,9 @@ import time
 import httpx
 import pytest
 import torch
-from serve_helpers import free_port, text_model, text_tokenizer
 
 from dlm.cli.main import main
+from serve_helpers import free_port, text_model, text_tokenizer
 
 
 def test_bad_flags_are_one_line_errors_before_loading(tmp_path, capsys):
