@@ -1,7 +1,8 @@
 """The step-level scheduler: one running batch that requests join and leave between steps.
 
 Every admitted request is a *row*: a ``SamplingRun`` on its own one-row canvas, with its own
-settings, plan and random generator, driven by a thread of its own. The row's step forward is
+settings, plan and random generator, driven by a thread of its own (one of ``max_rows``
+threads, reused). The row's step forward is
 a ``PooledStepForward``: when the run needs logits the row *parks* (hands over its canvas and
 the columns it reads) and waits. The scheduler thread waits until every running row is parked
 (or finished), computes all their forwards as one ragged batch (``ragged_step_logits``: each
@@ -35,6 +36,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -158,6 +160,8 @@ class Scheduler:
         self._stop = False
         self._finished_times: collections.deque[float] = collections.deque(maxlen=64)
         self.steps = 0
+        # one thread per row slot, reused: no thread (and no malloc arena) made per request
+        self._row_threads = ThreadPoolExecutor(max_workers=max_rows, thread_name_prefix="dlm-row")
         self._thread = threading.Thread(target=self._loop, name="dlm-scheduler", daemon=True)
         self._thread.start()
 
@@ -232,6 +236,7 @@ class Scheduler:
             self._stop = True
             self._cv.notify_all()
         self._thread.join(timeout=10)
+        self._row_threads.shutdown(wait=True)
 
     # ------------------------------------------------------------------ the scheduler thread
     def _retry_after(self) -> int:
@@ -256,7 +261,7 @@ class Scheduler:
             row.state, row.admitted = "busy", now
             self._rows.add(row)
             self._busy += 1
-            threading.Thread(target=self._row_main, args=(row,), daemon=True).start()
+            self._row_threads.submit(self._row_main, row)
 
     def _loop(self) -> None:
         while True:
