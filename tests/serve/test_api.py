@@ -259,6 +259,10 @@ def test_api_key_is_checked_everywhere_but_health_and_the_page(model, tokenizer)
 def test_metrics_models_limits_cors_and_access_log(server, model, tokenizer, caplog):
     with caplog.at_level(logging.INFO, logger="dlm.serve.access"):
         r = httpx.get(server + "/v1/models")
+        # the record is written once the response has gone out, so it may land just after
+        deadline = time.monotonic() + 10
+        while not [m for m in caplog.messages if '"/v1/models"' in m] and time.monotonic() < deadline:
+            time.sleep(0.01)
     assert r.json()["data"][0]["id"] == "tiny"
     assert r.json()["data"][0]["dlm"]["max_positions"] == model.max_positions
     record = json.loads([m for m in caplog.messages if '"/v1/models"' in m][-1])
