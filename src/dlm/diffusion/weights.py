@@ -46,18 +46,28 @@ def _cart_kernel(length: int, p: float, device, dtype=torch.float32) -> torch.Te
     return kernel.masked_fill(dist == 0, 0.0)
 
 
-def cart_weights(masked: torch.Tensor, p: float = 0.1) -> torch.Tensor:
+def cart_weights(masked: torch.Tensor, p: float = 0.1, block_size: int | None = None) -> torch.Tensor:
     """Dream's CART weights for every position of a (B, L) batch.
 
     ``masked`` marks the [MASK] positions; every other position (prompt included) is context.
     A masked token surrounded by clean neighbours gets a high weight, one deep inside a masked
     span a low weight.
+
+    With ``block_size`` (block diffusion, rows starting at column 0) a token's context is what
+    it sees: every position of the earlier blocks (the clean copy), the clean positions of its
+    own block, nothing after its block.
     """
     if not 0.0 < p < 1.0:
         raise ValueError(f"cart_p must lie in (0, 1); got {p}")
     clean = (~masked.bool()).float()
-    kernel = _cart_kernel(masked.shape[1], p, masked.device)
-    return (clean @ kernel) * masked.float()
+    length = masked.shape[1]
+    kernel = _cart_kernel(length, p, masked.device)
+    if block_size is None:
+        return (clean @ kernel) * masked.float()
+    blocks = torch.arange(length, device=masked.device) // block_size
+    same = (blocks[:, None] == blocks[None, :]).float()  # [context i, token n]
+    before = (blocks[:, None] < blocks[None, :]).float()
+    return ((clean @ (kernel * same)) + (kernel * before).sum(0)) * masked.float()
 
 
 def token_reweighting(ce: torch.Tensor, alpha: float = 0.25, beta: float = 1.0) -> torch.Tensor:
@@ -72,10 +82,12 @@ def loss_weights(
     schedule: NoiseSchedule,
     *,
     cart_p: float = 0.1,
+    block_size: int | None = None,
 ) -> torch.Tensor:
-    """A (B, L) weight tensor for any weighting in ``WEIGHTINGS`` (zero outside ``masked``)."""
+    """A (B, L) weight tensor for any weighting in ``WEIGHTINGS`` (zero outside ``masked``);
+    ``block_size``: CART's context of a block-diffusion model (``cart_weights``)."""
     if name == "cart":
-        return cart_weights(masked, cart_p)
+        return cart_weights(masked, cart_p, block_size)
     if name not in WEIGHTINGS:
         raise ValueError(f"unknown loss weighting {name!r}; choose one of: {', '.join(WEIGHTINGS)}")
     return sequence_weights(name, t, schedule).unsqueeze(1) * masked.float()

@@ -51,7 +51,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from dlm.errors import DlmUserError
-from dlm.models import eval_mode
+from dlm.models import denoising_logits, eval_mode
 
 __all__ = [
     "ElboEstimate",
@@ -182,7 +182,7 @@ def _score_chunk(model: nn.Module, chunk: list[_Piece], mask_id: int) -> list[to
     masked = _left_pad([m for p in chunk for m in p.masked], False)
     clean, masked, real = clean.to(device), masked.to(device), real.to(device)
     noisy = torch.where(masked, torch.full_like(clean, mask_id), clean)
-    logits = model(noisy, real)
+    logits = denoising_logits(model, noisy, real, clean)
     picked = logits[masked].float()  # (n_masked, V): only masked positions are upcast
     logp = -F.cross_entropy(picked, clean[masked], reduction="none")
     sums = torch.zeros(clean.shape[0], dtype=torch.float64, device=device)

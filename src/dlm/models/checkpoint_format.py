@@ -99,6 +99,9 @@ def _check_field(path: Path, name: str, value: Any, optional: bool) -> None:
         ok, want = isinstance(value, bool), "true or false"
     elif name == "attention":
         ok, want = value in ATTENTION_MODES, "one of " + ", ".join(ATTENTION_MODES)
+    elif name == "block_size":
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        want = "a whole number >= 1 (the block length of block_causal attention), or null"
     elif name == "generation":
         ok, want = isinstance(value, dict), "a JSON object of sampler settings, or null"
     else:  # a field added to DiffusionConfig without a check here
@@ -207,6 +210,8 @@ class DiffusionConfig:
     anneal_steps: int = 0
     pad_token_id: int | None = None
     eos_token_id: int | None = None
+    #: ``block_causal`` only: tokens per block (bidirectional inside, causal across)
+    block_size: int | None = None
     #: the sampler defaults this checkpoint was published with (``SamplerSettings`` fields);
     #: ``dlm.sampling.generate`` lays the caller's arguments over them
     generation: dict[str, Any] | None = None
@@ -216,6 +221,17 @@ class DiffusionConfig:
         if self.attention not in ATTENTION_MODES:
             raise DlmUserError(
                 f"attention must be one of {', '.join(ATTENTION_MODES)}; got {self.attention!r}"
+            )
+        if self.attention == "block_causal":
+            if self.block_size is None or self.block_size < 1:
+                raise DlmUserError(
+                    f"attention block_causal needs block_size, the tokens per block (>= 1); got "
+                    f"{self.block_size!r}"
+                )
+        elif self.block_size is not None:
+            raise DlmUserError(
+                f"block_size is the block length of attention block_causal; this model's attention "
+                f"is {self.attention}: drop block_size or set attention=block_causal"
             )
 
     @property

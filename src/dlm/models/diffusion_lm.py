@@ -30,8 +30,9 @@ from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokeni
 from dlm.atomic import OutputPathError, atomic_write_text
 from dlm.errors import DlmUserError
 
-from .attention import build_attention, set_causal
+from .attention import block_denoising_attention, build_attention, set_causal
 from .backbones import max_positions
+from .block_cache import BlockStepForward
 from .cache import CACHE_MODES, CachedStepForward, FullStepForward
 from .checkpoint_format import (
     DLM_CONFIG_NAME,
@@ -49,6 +50,7 @@ __all__ = [
     "DLM_CONFIG_NAME",
     "NotADlmCheckpointError",
     "check_safetensors",
+    "denoising_logits",
     "read_dlm_config",
     "shift_logits",
 ]
@@ -67,6 +69,24 @@ def shift_logits(logits: torch.Tensor, attention_mask: torch.Tensor | None = Non
     before = torch.cat([torch.zeros_like(valid[:, :1]), valid[:, :-1]], dim=1)
     first_real = valid & ~before
     return torch.where(first_real.unsqueeze(-1), logits, shifted)
+
+
+def denoising_logits(
+    model: nn.Module,
+    noisy: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    clean: torch.Tensor,
+) -> torch.Tensor:
+    """Aligned logits of a noisy copy of ``clean``, as the model was trained to denoise it.
+
+    A block-causal model sees each block with its clean earlier blocks (``clean=``); every
+    other model, and any module called as ``model(input_ids, attention_mask)``, just the
+    noisy tokens.
+    """
+    config = getattr(getattr(model, "module", model), "config", None)
+    if getattr(config, "attention", None) == "block_causal":
+        return model(noisy, attention_mask, clean=clean)
+    return model(noisy, attention_mask)
 
 
 class DiffusionLM(nn.Module):
@@ -147,20 +167,33 @@ class DiffusionLM(nn.Module):
         *,
         anneal_ratio: float | None = None,
         generator: torch.Generator | None = None,
+        clean: torch.Tensor | None = None,
+        block_size: int | None = None,
     ) -> torch.Tensor:
         """Aligned logits (B, L, V): ``logits[:, i]`` predicts token i.
 
         ``attention_mask`` is the (B, L) padding mask (1 = real token). ``anneal_ratio`` is
         the Bernoulli rate of the ``annealed`` mode (None means fully annealed, i.e.
         bidirectional, which is how an annealed model is sampled).
+
+        A ``block_causal`` model denoises each block with the *clean* earlier blocks as
+        context. Given ``clean`` (the (B, L) clean tokens of which ``input_ids`` is a noisy
+        copy) it runs block diffusion's training forward over ``[input_ids ; clean]``
+        (``block_denoising_forward``), every block in one pass; without it, ``input_ids`` is
+        one canvas whose earlier blocks are already clean, as when sampling. ``block_size``
+        overrides the model's (block-size annealing). Other modes ignore both.
         """
         self.check_length(input_ids.shape[1])
+        block = self.config.block_size if block_size is None else block_size
+        if self.config.attention == "block_causal" and clean is not None:
+            return self.block_denoising_forward(input_ids, clean, attention_mask, block)
         ratio = 1.0 if anneal_ratio is None else anneal_ratio
         att = build_attention(
             self.config.attention,
             attention_mask,
             input_ids.shape[1],
             ratio=ratio,
+            block_size=block,
             device=input_ids.device,
             generator=generator,
         )
@@ -169,6 +202,44 @@ class DiffusionLM(nn.Module):
             input_ids, self.backend_mask(att.attention_mask), att.position_ids
         )
         return shift_logits(logits, attention_mask) if self.config.shift else logits
+
+    def block_denoising_forward(
+        self,
+        noisy: torch.Tensor,
+        clean: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        block_size: int,
+    ) -> torch.Tensor:
+        """Aligned logits (B, L, V) of every block of ``noisy`` given the clean earlier blocks.
+
+        One forward over ``[noisy ; clean]`` with ``block_denoising_attention``; the LM head
+        runs on L gathered columns only. A token's logits come from its own noisy column, or
+        with ``shift`` from the column before it: inside its block the noisy copy's, at a
+        block start the clean copy's (the last token of the previous, clean block, which sees
+        no later block: next-token prediction, as a cached sampler reads it), and at a row's
+        first real token its own. Equals running each block alone after its clean prefix.
+        """
+        if noisy.shape != clean.shape:
+            raise ValueError(f"noisy {tuple(noisy.shape)} and clean {tuple(clean.shape)} differ")
+        batch, length = noisy.shape
+        att = block_denoising_attention(
+            attention_mask, length, block_size, batch=batch, device=noisy.device
+        )
+        self.set_causal(False)
+        columns = torch.arange(length, device=noisy.device).expand(batch, -1)
+        if self.config.shift:
+            positions = att.position_ids[:, :length]
+            first_real = positions == 0
+            if attention_mask is not None:
+                first_real &= attention_mask.bool()
+            block_start = positions % block_size == 0
+            columns = torch.where(block_start, columns - 1 + length, columns - 1)
+            columns = torch.where(first_real, torch.arange(length, device=noisy.device), columns)
+            columns = columns.clamp(min=0)  # left padding: read and never used
+        ids = torch.cat([noisy, clean], dim=1)
+        return self.row_head_logits(
+            ids, self.backend_mask(att.attention_mask), att.position_ids, columns
+        )
 
     def step_forward(
         self,
@@ -180,15 +251,26 @@ class DiffusionLM(nn.Module):
         cache: str = "none",
         compile: bool = False,
         window_at_block: bool = False,
-    ) -> FullStepForward | CachedStepForward:
+    ) -> FullStepForward | CachedStepForward | BlockStepForward:
         """The step forward a sampler calls for one canvas layout (see ``dlm.models.cache``).
 
         ``cache`` is ``none`` (the whole canvas each step, exact; ``compile`` replays it as a
         CUDA graph on a GPU), ``prefix`` or ``dual`` (Fast-dLLM's caches, refreshed at each
-        block start). Every kind runs the LM head only on the columns a step reads.
+        block start). A block-causal model's ``prefix`` cache is exact and never refreshed
+        (``dlm.models.block_cache``). Every kind runs the LM head only on the columns a step
+        reads.
         """
         if cache not in CACHE_MODES:
             raise DlmUserError(f"unknown cache {cache!r}; choose one of: {', '.join(CACHE_MODES)}")
+        if self.config.attention == "block_causal":
+            if compile:
+                raise DlmUserError(
+                    "compile=True replays a full-attention canvas of one shape; a block-causal "
+                    "model's forward grows block by block: drop compile"
+                )
+            return BlockStepForward(
+                self, attention_mask, length, self.device, prompt_length, batch, cache=cache
+            )
         if cache == "none":
             return FullStepForward(self, attention_mask, length, self.device, compile=compile)
         if compile:
@@ -297,6 +379,7 @@ class DiffusionLM(nn.Module):
         shift: bool = True,
         attention: str = "bidirectional",
         anneal_steps: int = 0,
+        block_size: int | None = None,
     ) -> DiffusionLM:
         """Wrap a causal LM, choosing an existing mask id or adding a new mask token.
 
@@ -325,6 +408,7 @@ class DiffusionLM(nn.Module):
             shift=shift,
             attention=attention,
             anneal_steps=anneal_steps,
+            block_size=block_size,
             pad_token_id=pad_id,
             eos_token_id=eos_id,
         )

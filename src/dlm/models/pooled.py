@@ -72,7 +72,9 @@ def ragged_step_logits(
         cols[r, k:] = width - 1  # read and dropped
     padded = any(length != width for length in lengths)
     mode = "bidirectional" if model.config.attention == "annealed" else model.config.attention
-    att = build_attention(mode, valid if padded else None, width, device=device)
+    att = build_attention(
+        mode, valid if padded else None, width, block_size=model.config.block_size, device=device
+    )
     model.set_causal(att.causal)
     logits = model.row_head_logits(ids, model.backend_mask(att.attention_mask), att.position_ids, cols)
     return [

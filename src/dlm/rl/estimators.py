@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from dlm.diffusion import apply_mask
+from dlm.models import denoising_logits
 
 __all__ = [
     "COUPLED_WEIGHTS",
@@ -121,7 +122,7 @@ def token_logps(
     k = plan.copies
     noisy = apply_mask(tokens.unsqueeze(0).expand(k, -1, -1), plan.masks, mask_token_id)
     mask = None if attention_mask is None else attention_mask.repeat(k, 1)
-    logits = model(noisy.flatten(0, 1), mask).float()
+    logits = denoising_logits(model, noisy.flatten(0, 1), mask, tokens.repeat(k, 1)).float()
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
     targets = tokens.repeat(k, 1).unsqueeze(-1)

@@ -4,6 +4,17 @@ Ragged prompts are moved to the right end of the prompt block (left padding), so
 generation region starts at the same column. ``fixed`` pins tokens anywhere in the generation
 region (infilling: a suffix, a middle, any pattern); pinned positions are never masked.
 
+A block-causal model (``block_size`` B) is sampled on a *block-aligned* canvas, so that the
+generation region starts at a block boundary of every row (its blocks are then the same
+columns in every row, and finished blocks can be cached exactly): each row keeps its whole
+prompt blocks in the prompt part (left-padded by whole blocks) and moves the rest of its
+prompt, ``lead`` = p mod B tokens, into the start of the region as pinned tokens; its
+``max_new_tokens`` masks follow, and the columns after them (up to the longest lead of the
+batch) are padding hidden from attention. ``Canvas.standard`` maps such a canvas back to the
+usual layout (left-padded prompt, then the ``max_new_tokens`` region), which is what
+``generate``, ``stream`` and the server return; a row alone and in a ragged batch sees the same
+positions, blocks and steps.
+
 EOS stopping (the sampler's ``stop_at_eos``) ends a row at an EOS with nothing masked before
 it: every free position after that EOS becomes padding, and pinned tokens are always kept, so
 the masked gap between an ending EOS and later pinned tokens becomes padding. The sampling loop
@@ -19,7 +30,18 @@ import torch
 
 from dlm.errors import DlmUserError
 
-__all__ = ["Canvas", "build_canvas", "left_pad", "trim_after_eos"]
+__all__ = ["BlockAlignment", "Canvas", "block_aligned", "build_canvas", "left_pad", "trim_after_eos"]
+
+
+@dataclass
+class BlockAlignment:
+    """How a block-aligned canvas maps to the usual layout (see the module docstring)."""
+
+    lead: torch.Tensor  # (B,) prompt tokens each row moved into the region
+    prompt_lengths: torch.Tensor  # (B,) real prompt tokens per row
+    prompt_width: int  # P of the usual layout
+    new_tokens: int  # N, the generation region of the usual layout
+    origin: int  # the aligned canvas's prompt part: usual column i = aligned i - origin + P - lead
 
 
 @dataclass
@@ -28,6 +50,36 @@ class Canvas:
     attention_mask: torch.Tensor | None  # (B, P + N) or None when nothing is padded
     prompt_length: int  # P: the generation region starts here
     free: torch.Tensor  # (B, N) bool: generation positions the sampler decides
+    alignment: BlockAlignment | None = None  # a block-aligned canvas (block-causal models)
+
+    @property
+    def new_tokens(self) -> int:
+        """The generation region's length in the usual layout (``max_new_tokens``)."""
+        return self.free.shape[1] if self.alignment is None else self.alignment.new_tokens
+
+    @property
+    def standard_prompt_length(self) -> int:
+        """P of the usual layout (``standard``)."""
+        return self.prompt_length if self.alignment is None else self.alignment.prompt_width
+
+    def standard(self, tokens: torch.Tensor, fill: int) -> torch.Tensor:
+        """(B, P + N) in the usual layout: the left-padded prompt, then the region."""
+        a = self.alignment
+        if a is None:
+            return tokens
+        columns = torch.arange(a.prompt_width + a.new_tokens, device=tokens.device)
+        source = columns + a.origin - a.prompt_width + a.lead[:, None]
+        picked = tokens.gather(1, source.clamp(0, tokens.shape[1] - 1))
+        real = columns >= (a.prompt_width - a.prompt_lengths)[:, None]
+        return torch.where(real, picked, torch.full_like(picked, fill))
+
+    def standard_region(self, region: torch.Tensor) -> torch.Tensor:
+        """(B, N) of a (B, region) tensor: each row's own ``max_new_tokens`` columns."""
+        a = self.alignment
+        if a is None:
+            return region
+        index = a.lead[:, None] + torch.arange(a.new_tokens, device=region.device)
+        return region.gather(1, index)
 
 
 def left_pad(
@@ -56,8 +108,10 @@ def build_canvas(
     mask_token_id: int,
     pad_token_id: int,
     fixed: torch.Tensor | None = None,
+    block_size: int | None = None,
 ) -> Canvas:
-    """Prompt block + ``max_new_tokens`` masks, with ``fixed`` (B, N) ids >= 0 pinned."""
+    """Prompt block + ``max_new_tokens`` masks, with ``fixed`` (B, N) ids >= 0 pinned;
+    block-aligned for a block-causal model's ``block_size``."""
     if input_ids.dim() != 2:
         raise DlmUserError(f"input_ids must be (batch, length); got shape {tuple(input_ids.shape)}")
     if max_new_tokens < 1:
@@ -82,7 +136,35 @@ def build_canvas(
     full_mask = None
     if prompt_mask is not None and not bool(prompt_mask.bool().all()):
         full_mask = torch.cat([prompt_mask, torch.ones_like(region)], dim=1)
-    return Canvas(tokens, full_mask, prompt.shape[1], free)
+    canvas = Canvas(tokens, full_mask, prompt.shape[1], free)
+    if block_size is not None and block_size > 1:
+        return block_aligned(canvas, block_size, pad_token_id)
+    return canvas
+
+
+def block_aligned(canvas: Canvas, block_size: int, pad_token_id: int) -> Canvas:
+    """The block-aligned form of a usual canvas (see the module docstring); one host read."""
+    tokens, p, n = canvas.tokens, canvas.prompt_length, canvas.free.shape[1]
+    batch, device = tokens.shape[0], tokens.device
+    if canvas.attention_mask is None:
+        lengths = torch.full((batch,), p, dtype=torch.long, device=device)
+    else:
+        lengths = canvas.attention_mask[:, :p].long().sum(1)
+    whole = lengths // block_size * block_size
+    lead = lengths - whole
+    origin, most = (int(v) for v in torch.stack([whole.max(), lead.max()]).tolist())
+    width = origin + most + n
+    # aligned column j of row r holds usual column j - origin + p - lead_r
+    usual = torch.arange(width, device=device)[None] - origin + p - lead[:, None]
+    real = (usual >= (p - lengths)[:, None]) & (usual < p + n)
+    picked = tokens.gather(1, usual.clamp(0, p + n - 1))
+    aligned = torch.where(real, picked, torch.full_like(picked, pad_token_id))
+    k = usual[:, origin:] - p  # the usual region index of each aligned region column
+    inside = (k >= 0) & (k < n)
+    free = inside & canvas.free.gather(1, k.clamp(0, n - 1))
+    mask = None if bool(real.all()) else real.long()
+    alignment = BlockAlignment(lead, lengths, p, n, origin)
+    return Canvas(aligned, mask, origin, free, alignment)
 
 
 def trim_after_eos(

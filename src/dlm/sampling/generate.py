@@ -160,13 +160,22 @@ def _prepare(
         mask_token_id=cfg.mask_token_id,
         pad_token_id=cfg.fill_token_id,
         fixed=None if fixed is None else fixed.to(device),
+        block_size=cfg.block_size if cfg.attention == "block_causal" else None,
     )
-    total, limit = canvas.tokens.shape[1], model.max_positions
+    prompt = canvas.standard_prompt_length
+    total, limit = prompt + canvas.new_tokens, model.max_positions
     if limit is not None and total > limit:
         raise SettingsError(
-            f"prompt ({canvas.prompt_length} tokens) + max_new_tokens ({settings.max_new_tokens}) "
+            f"prompt ({prompt} tokens) + max_new_tokens ({settings.max_new_tokens}) "
             f"= {total} exceeds the model's {limit} positions; shorten the prompt or lower "
             "max_new_tokens"
+        )
+    aligned = canvas.alignment
+    if aligned is not None and cfg.shift and int(aligned.prompt_lengths.min()) == 0:
+        raise DlmUserError(
+            "a shifted block-diffusion model predicts each block's first token from the token "
+            "before it, so every prompt needs at least one token (add a BOS token to empty "
+            "prompts)"
         )
     seed = settings.seed
     generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
@@ -263,14 +272,14 @@ def generate(
         return ar_generate(model, input_ids, attention_mask, max_new_tokens=settings.max_new_tokens)
     canvas, generator = _prepare(model, input_ids, attention_mask, fixed, settings)
     pad_id, device = model.config.fill_token_id, model.device
-    p0 = canvas.prompt_length
+    p0 = canvas.standard_prompt_length
     with eval_mode(model):
         start = time.perf_counter()
         run = SamplingRun(model, canvas, settings, generator, pad_id, emit=output_history)
-        history = [canvas.tokens.clone()] if output_history else None
+        history = [canvas.standard(canvas.tokens, pad_id)] if output_history else None
         for event in run:
-            history.append(torch.cat([canvas.tokens[:, :p0], event.region], dim=1))
-        tokens = run.tokens  # EOS stopping's padding is written by the loop (``finish_rows``)
+            history.append(torch.cat([history[0][:, :p0], event.region], dim=1))
+        tokens = run.sequences  # EOS stopping's padding is written by the loop (``finish_rows``)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - start

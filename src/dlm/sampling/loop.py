@@ -51,6 +51,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from dlm.errors import SettingsError
+
 from . import reference_rng
 from .blocks import Block, plan_blocks
 from .canvas import Canvas
@@ -124,14 +126,26 @@ class SamplingRun:
         self.generator, self.pad_id, self.emit = generator, pad_id, emit
         self.tokens = canvas.tokens.clone()
         self.nfe = 0
-        self.steps = settings.steps_for(canvas.free.shape[1])
+        self.steps = settings.steps_for(canvas.new_tokens)
         cfg = model.config
+        self.block_length = settings.block_length
+        if cfg.attention == "block_causal":
+            self.block_length = block_causal_block_length(settings, cfg.block_size)
         self.eos_id = cfg.eos_token_id if settings.stop_at_eos else None
         end_ids = sorted({i for i in (cfg.eos_token_id, cfg.pad_token_id) if i is not None})
         self.end_ids = torch.tensor(end_ids, dtype=torch.long, device=canvas.tokens.device)
 
     def __iter__(self) -> Iterator[StepEvent]:
         return self._remask() if self.s.policy == "remask" else self._commit()
+
+    @property
+    def sequences(self) -> torch.Tensor:
+        """(B, P + N): the canvas in the usual layout (a block-aligned one mapped back)."""
+        return self.canvas.standard(self.tokens, self.pad_id)
+
+    def _event(self, step: int, block: int, committed: torch.Tensor, region: torch.Tensor):
+        standard = self.canvas.standard_region
+        return StepEvent(step, block, standard(committed), standard(region), self.nfe)
 
     # ------------------------------------------------------------------ one step's parts
     def _step_forward(self):
@@ -245,14 +259,14 @@ class SamplingRun:
     # ------------------------------------------------------------------ the commit loop
     def _commit(self) -> Iterator[StepEvent]:
         """Policies that commit masked positions for good: random, confidence, margin, entropy."""
-        s, canvas = self.s, self.canvas
+        canvas = self.canvas
         p0 = canvas.prompt_length
         region = self.tokens[:, p0:]  # a view: writes land in ``self.tokens``
         masked = canvas.free & (region == self.model.config.mask_token_id)
         free_count = masked.sum(1).clamp(min=1)
         forward = self._step_forward()
         step = 0
-        for block in plan_blocks(p0, region.shape[1], s.block_length, self.steps, canvas.free):
+        for block in plan_blocks(p0, region.shape[1], self.block_length, self.steps, canvas.free):
             lo, hi = block.start - p0, block.end - p0
             if block.steps == 0 or not bool(masked[:, lo:hi].any()):  # one read per block
                 continue
@@ -268,7 +282,7 @@ class SamplingRun:
                 if self.emit:  # the positions chosen, and the padding of rows that ended
                     committed = region != before
                     committed[:, lo:hi] |= chosen
-                    yield StepEvent(step, block.index, committed, region.clone(), self.nfe)
+                    yield self._event(step, block.index, committed, region.clone())
                 step += 1
 
     def _block_steps(self, block: Block, forward, region, masked, free_count):
@@ -392,7 +406,27 @@ class SamplingRun:
                 finish_rows(region, torch.zeros_like(free), self.eos_id, self.pad_id, free=free)
             if self.emit:
                 committed = (was_masked & (region != mask_id)) | (region != new)
-                yield StepEvent(i, 0, committed, region.clone(), self.nfe)
+                yield self._event(i, 0, committed, region.clone())
+
+
+def block_causal_block_length(settings: SamplerSettings, block_size: int) -> int:
+    """The sampler's block length for a block-causal model: the model's block, or sub-blocks
+    that divide it (decoded left to right inside it); anything else is refused."""
+    if settings.policy == "remask":
+        raise SettingsError(
+            "policy 'remask' re-opens committed positions anywhere; a block-causal model decodes "
+            "its blocks left to right: choose policy confidence, margin, entropy or random"
+        )
+    length = settings.block_length
+    if length is None:
+        return block_size
+    if block_size % length:
+        raise SettingsError(
+            f"block_length {length} must divide the model's block_size {block_size} (its blocks "
+            f"are decoded left to right, sub-blocks inside them): give a divisor of {block_size} "
+            "or leave block_length unset"
+        )
+    return length
 
 
 class _LaggedFlag:

@@ -370,7 +370,7 @@ class Scheduler:
                 )
                 for event in run:
                     row.sink("step", _row_event(event))
-                region = run.tokens[0, run.canvas.prompt_length :].tolist()
+                region = run.sequences[0, run.canvas.standard_prompt_length :].tolist()
             now = time.monotonic()
             outcome = (
                 "done",

@@ -96,9 +96,12 @@ class ModelSection:
     intermediate_size: int | None = None
     max_positions: int = 256
     dropout: float = 0.0
-    attention: Literal["bidirectional", "causal", "annealed"] = "bidirectional"
+    attention: Literal["bidirectional", "causal", "annealed", "block_causal"] = "bidirectional"
     shift: bool = True
+    # annealed: steps over which attention opens from causal; block_causal: steps over which
+    # the block size doubles from 1 up to block_size
     anneal_steps: int = 0
+    block_size: int | None = None  # block_causal: tokens per block
     mask_token: str = "[MASK]"
 
 
@@ -141,6 +144,9 @@ class DiffusionSection:
     scheduled_min_prob: float = 1.0
     scheduled_ramp_steps: int | None = None  # default: optim.max_steps
     scheduled_sampler_steps: int = 16
+    # train each row twice, masked at t and on the complement at 1 - t (Fast-dLLM v2, LLaDA
+    # 2.0), so every noisable token carries loss once per step; linear schedule
+    complementary: bool = False
 
 
 @dataclass
@@ -212,6 +218,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.objective == "ar" and self.model.attention != "causal":
             self.model.attention = "causal"
+            self.model.block_size = None  # the AR twin of a block-diffusion recipe
         if self.objective != "ar" and self.model.attention == "causal":
             raise ConfigError(
                 f"objective '{self.objective}' trains a diffusion LM and needs non-causal attention; "
@@ -316,6 +323,18 @@ class TrainConfig:
             _at_least("model.intermediate_size", m.intermediate_size, 1, optional=True)
         _within("model.dropout", m.dropout, 0.0, 1.0)
         _at_least("model.anneal_steps", m.anneal_steps, 0)
+        if m.attention == "block_causal":
+            if m.block_size is None:
+                raise ConfigError(
+                    "model.attention=block_causal needs model.block_size, the tokens per block "
+                    "(e.g. model.block_size=32)"
+                )
+            _at_least("model.block_size", m.block_size, 1)
+        elif m.block_size is not None:
+            raise ConfigError(
+                f"model.block_size is the block length of model.attention=block_causal; "
+                f"attention is {m.attention}: drop model.block_size or set the attention"
+            )
         if self.peft is not None and m.init is None:
             raise ConfigError(
                 "peft trains an adapter on a frozen base model: set model.init to the base "
@@ -333,6 +352,22 @@ class TrainConfig:
                 "e.g. diffusion.num_steps=20"
             )
         _at_least("diffusion.num_steps", d.num_steps, 1, optional=True)
+        if d.scheduled_min_prob < 1.0 and self.model.attention == "block_causal":
+            raise ConfigError(
+                "scheduled sampling (diffusion.scheduled_min_prob < 1) decodes whole canvases; a "
+                "block_causal model denoises each block after clean ones: set "
+                "diffusion.scheduled_min_prob=1"
+            )
+        if d.complementary and d.schedule != "linear":
+            raise ConfigError(
+                "diffusion.complementary masks the complement at 1 - t, which needs "
+                f"diffusion.schedule=linear; got {d.schedule}"
+            )
+        if d.complementary and d.scheduled_min_prob < 1.0:
+            raise ConfigError(
+                "diffusion.complementary and scheduled sampling (diffusion.scheduled_min_prob < 1) "
+                "do not combine: turn one off"
+            )
         if d.weighting == "linear" and d.schedule != "discrete":
             raise ConfigError(
                 "diffusion.weighting=linear (w = T - t + 1) needs diffusion.schedule=discrete and "

@@ -1,6 +1,12 @@
 """Objectives: turn a batch into a loss. ``pretrain`` and ``sft`` share the masked-diffusion
 objective (they differ only in which positions the data marks noisable); ``ar`` is the
 next-token baseline on the same backbone with causal attention.
+
+A ``block_causal`` model trains every block in one forward over the noisy copy and the clean
+sequence (``DiffusionLM.block_denoising_forward``), at the block size of the step (annealed
+from 1 over ``model.anneal_steps``, ``block_size_at``); its CART context is what each block
+sees. ``complementary`` (Fast-dLLM v2, LLaDA 2.0; any attention mode) trains each row twice,
+masked at t and on the complement at 1 - t, so every noisable token carries loss once.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ from dlm.config import ConfigError
 from dlm.data import SequenceData
 from dlm.diffusion import (
     NoiseSchedule,
+    apply_mask,
+    complementary_masks,
     loss_weights,
     make_schedule,
     mask_tokens,
     masked_diffusion_loss,
     sample_times,
 )
-from dlm.models import DiffusionLM, anneal_ratio, eval_mode
+from dlm.models import DiffusionLM, anneal_ratio, block_size_at, eval_mode
 
 from .config import TrainConfig
 from .scheduled_sampling import ScheduledSampling, own_prediction_inputs
@@ -47,25 +55,43 @@ class DiffusionObjective:
     cart_p: float = 0.1
     token_reweight: tuple[float, float] | None = None
     scheduled: ScheduledSampling | None = None
+    complementary: bool = False
 
     def __call__(self, model: DiffusionLM, batch: SequenceData, step: int) -> StepLoss:
         x = batch.input_ids
+        attention_mask = batch.attention_mask
         cfg = _config(model)
         t = sample_times(
             x.shape[0], self.schedule, eps=self.eps, stratified=self.stratified, device=x.device
         )
-        p = self.schedule.mask_prob(t)
-        noisy, masked = mask_tokens(x, batch.noisable, p, cfg.mask_token_id)
+        if self.complementary:  # the row at t, then the same row masked on the complement
+            mask_a, _, mask_b, t_b = complementary_masks(batch.noisable, self.schedule.mask_prob(t))
+            masked = torch.cat([mask_a, mask_b])
+            t = torch.cat([t, t_b.clamp(min=self.eps)])  # the complement's weight stays bounded
+            x = torch.cat([x, x])
+            attention_mask = None if attention_mask is None else attention_mask.repeat(2, 1)
+            noisy, p = apply_mask(x, masked, cfg.mask_token_id), self.schedule.mask_prob(t)
+        else:
+            p = self.schedule.mask_prob(t)
+            noisy, masked = mask_tokens(x, batch.noisable, p, cfg.mask_token_id)
         ratio = anneal_ratio(step, cfg.anneal_steps) if cfg.attention == "annealed" else None
+        block = None
+        if cfg.attention == "block_causal":
+            block = block_size_at(step, cfg.block_size, cfg.anneal_steps)
         replaced = None
         if self.scheduled is not None:
             noisy, masked, replaced = self._own_predictions(model, batch, p, noisy, masked, step)
-        logits = model(noisy, batch.attention_mask, anneal_ratio=ratio)
-        weights = loss_weights(self.weighting, t, masked, self.schedule, cart_p=self.cart_p)
+        clean = x if block is not None else None
+        logits = model(noisy, attention_mask, anneal_ratio=ratio, clean=clean, block_size=block)
+        weights = loss_weights(
+            self.weighting, t, masked, self.schedule, cart_p=self.cart_p, block_size=block
+        )
         out = masked_diffusion_loss(logits, x, masked, weights, token_reweight=self.token_reweight)
         metrics = {"ce": out.ce, "masked_tokens": out.num_masked}
         if ratio is not None:
             metrics["anneal_ratio"] = ratio
+        if block is not None and cfg.anneal_steps:
+            metrics["block_size"] = block
         if replaced is not None:
             metrics["own_prediction_rows"] = replaced.float().mean()
         return StepLoss(out.loss, metrics)
@@ -134,5 +160,5 @@ def build_objective(config: TrainConfig):
             d.scheduled_sampler_steps,
         )
     return DiffusionObjective(
-        schedule, d.weighting, d.eps, d.stratified, d.cart_p, reweight, scheduled
+        schedule, d.weighting, d.eps, d.stratified, d.cart_p, reweight, scheduled, d.complementary
     )

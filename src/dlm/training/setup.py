@@ -212,6 +212,7 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> Diff
         shift=m.shift,
         attention=m.attention,
         anneal_steps=m.anneal_steps,
+        block_size=m.block_size,
     )
 
 
