@@ -16,6 +16,7 @@ def tiny_model(
     seed: int = 0,
     max_positions: int = 64,
     vocab: int = VOCAB,
+    block_size: int | None = None,
 ) -> DiffusionLM:
     config = backbone_config(
         arch,
@@ -32,6 +33,7 @@ def tiny_model(
         attention=attention,
         pad_token_id=PAD_ID,
         eos_token_id=EOS_ID,
+        block_size=block_size,
     )
     return DiffusionLM(backbone, cfg).eval()
 
