@@ -150,3 +150,44 @@ def test_adapt_an_ar_parent_to_block_diffusion_with_the_block_size_annealed(tmp_
     result, _ = train(config, callbacks=[lambda step, m: seen.append(m.get("block_size"))])
     assert seen[0] == 1 and seen[-1] == 4 and seen == sorted(seen)
     assert DiffusionLM.from_pretrained(result.model_dir).config.block_size == 4
+
+
+def test_the_block_adaptation_recipe_turns_an_hf_causal_lm_into_a_block_model(
+    tmp_path, char_tokenizer
+):
+    from pathlib import Path
+
+    from dlm.models import backbone_config, build_backbone
+
+    base = tmp_path / "base"
+    parent = build_backbone(
+        backbone_config(
+            "qwen2", vocab_size=len(char_tokenizer), hidden_size=32, num_layers=1, num_heads=2,
+            max_positions=64,
+        )
+    )
+    parent.save_pretrained(base)
+    char_tokenizer.save_pretrained(base)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join("abcdefghij"[i:] + "0123456789"[: i + 3] for i in range(10)) * 8)
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "adapt" / "block.yaml"
+    config = load_train_config(
+        str(recipe),
+        [f"model.init={base}", f"data.tokenizer={base}", f"data.train_file={corpus}",
+         "data.seq_len=16", "model.block_size=8", "model.anneal_steps=4", "optim.batch_size=4",
+         "optim.grad_accum=1", "optim.max_steps=4", "optim.warmup_steps=0",
+         "optim.mixed_precision=no", "progress=false", "log_every=1", "save_every=0",
+         f"output_dir={tmp_path / 'run'}"],
+    )
+    # the recipe continues the A2D family: same objective, weighting and optimiser
+    a2d = load_train_config(str(recipe.with_name("a2d.yaml")))
+    assert (config.objective, config.diffusion.weighting, config.optim.lr) == (
+        a2d.objective, a2d.diffusion.weighting, a2d.optim.lr
+    )
+    assert config.model.shift and config.diffusion.complementary
+    seen = []
+    result, _ = train(config, callbacks=[lambda step, m: seen.append(m.get("block_size"))])
+    assert seen == [1, 2, 4, 8]  # from the AR parent (block size 1) up to the recipe's blocks
+    model = DiffusionLM.from_pretrained(result.model_dir)
+    assert (model.config.attention, model.config.block_size) == ("block_causal", 8)
+    assert model.generation_defaults["cache"] == "prefix"  # the exact cache is the default

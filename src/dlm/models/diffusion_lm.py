@@ -105,6 +105,10 @@ class DiffusionLM(nn.Module):
                 )
         self.backbone = backbone
         self.config = config
+        if config.attention == "block_causal" and "cache" not in self.generation_defaults:
+            # committed blocks never change what they see, so their keys and values are exact:
+            # a block model samples with that cache unless its saved defaults say otherwise
+            self.generation_defaults = {**self.generation_defaults, "cache": "prefix"}
         self._causal_state: bool | None = None
         # the attention mode is set here, once: every public forward is bidirectional unless
         # the model is an AR twin (an annealed model's training forward passes its own mask)

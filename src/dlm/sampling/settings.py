@@ -134,7 +134,9 @@ class SamplerSettings:
     )
     cache: str = _setting(
         "none",
-        "key/value cache refreshed at each block start (approximate between refreshes)",
+        "key/value cache: a full-attention model's is refreshed at each block start "
+        "(approximate between refreshes); a block_causal model's prefix cache of committed "
+        "blocks is exact, and its default",
         choices=CACHE_MODES,
     )
     eos_penalty: float = _setting(
