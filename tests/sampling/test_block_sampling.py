@@ -108,7 +108,10 @@ def test_stream_ends_on_generates_region_and_reports_the_usual_layout():
         seen |= event.committed
     assert seen.all()  # every region position of every row is committed by some step
     history = generate(model, ids, mask, max_new_tokens=10, steps=10, output_history=True).history
-    assert len(history) == 11 and torch.equal(history[-1], out.sequences)
+    # each row takes one step per token; ragged rows fill their blocks unevenly, so the loop
+    # runs each block for the most steps any row takes in it
+    assert len(history) == len(events) + 1 == out.nfe + 1 >= 11
+    assert torch.equal(history[-1], out.sequences)
     assert (history[0][:, ids.shape[1] :] == MASK_ID).all()
 
 

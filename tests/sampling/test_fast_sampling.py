@@ -78,6 +78,21 @@ def test_plan_blocks_splits_steps():
     assert plan_blocks(5, 10, None, 3)[0].steps == 3
 
 
+def test_plan_blocks_by_tokens_gives_each_block_steps_in_proportion_to_what_it_fills():
+    # a block-causal canvas: the first block's first two positions hold the prompt's tail
+    free = torch.ones(2, 12, dtype=torch.bool)
+    free[0, :2] = False
+    free[1, 8:] = False  # the other row pins its last block whole
+    blocks = plan_blocks(6, 12, 4, 10, free, by_tokens=True)
+    # row 0: a step per token; () = every row with something to fill takes the block's steps
+    assert [b.row_steps for b in blocks] == [(2, 5), (4, 5), ()]
+    assert [b.steps for b in blocks] == [5, 5, 4]
+    assert [b.row_steps for b in plan_blocks(6, 12, 4, 5, free, by_tokens=True)] == [
+        (1, 3), (), ()
+    ]
+    assert [b.steps for b in plan_blocks(6, 12, 4, 10, free)] == [5, 5, 3]  # the even split
+
+
 @pytest.mark.parametrize("block_length", [None, 4])
 def test_threshold_one_with_one_token_per_step_equals_fixed_schedule(block_length):
     model = tiny_model("qwen2")

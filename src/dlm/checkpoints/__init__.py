@@ -2,15 +2,16 @@
 
 ``detect_format`` names what a directory holds: ``"dlm"`` (written by
 ``DiffusionLM.save_pretrained``) or a published family, ``"dream"`` (Dream / Dream-Coder 7B),
-``"llada"`` (LLaDA 8B), ``"diffugpt"`` (DiffuGPT-S/M) or ``"diffullama"`` (DiffuLLaMA).
+``"llada"`` (LLaDA 8B), ``"diffugpt"`` (DiffuGPT-S/M), ``"diffullama"`` (DiffuLLaMA), or the
+block-diffusion ``"sdar"`` (SDAR, Qwen3) and ``"fast_dllm_v2"`` (Fast-dLLM v2, Qwen2).
 ``load_published`` maps a published checkpoint's config and weight names onto the native
-``transformers`` architecture it is (Qwen2, LLaMA, GPT-2) and returns a ``DiffusionLM``;
+``transformers`` architecture it is (Qwen2, Qwen3, LLaMA, GPT-2) and returns a ``DiffusionLM``;
 ``load_model`` (also ``dlm.load_model``) opens either kind of directory; ``DiffusionLM.from_pretrained``
 opens dlm directories only.
 ``convert`` writes such a checkpoint back as a plain dlm checkpoint.
 
 One module per family holds its detection rule and mapping tables: ``dream``, ``llada``,
-``diffugpt``, ``diffullama``.
+``diffugpt``, ``diffullama``, ``sdar``, ``fast_dllm_v2``.
 """
 
 from .base import Family, Probe, UnsupportedCheckpointError

@@ -38,6 +38,8 @@ __all__ = [
     "renamed_by",
     "rope_parameters",
     "sampler_defaults",
+    "present_fields",
+    "token_id",
     "tokenizer_mask_id",
     "valid_id",
 ]
@@ -183,15 +185,27 @@ def _token_ids(directory: Path) -> Iterable[tuple[str, int]]:
     yield from read_json(directory / "vocab.json").items()
 
 
+def token_id(directory: Path, text: str) -> int | None:
+    """The id of the token ``text`` in the tokenizer files saved in ``directory`` (no loading)."""
+    for token, found in _token_ids(directory):
+        if token == text and isinstance(found, int) and found >= 0:
+            return found
+    return None
+
+
 def tokenizer_mask_id(directory: Path) -> int | None:
     """The id of the saved tokenizer's mask token, read from its JSON files (no loading)."""
     text = _mask_token_text(directory)
-    if text is None:
-        return None
-    for token, token_id in _token_ids(directory):
-        if token == text and isinstance(token_id, int) and token_id >= 0:
-            return token_id
-    return None
+    return None if text is None else token_id(directory, text)
+
+
+def present_fields(config: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The ``keys`` that ``config`` sets, as native-config keyword arguments (same names).
+
+    What a config leaves out takes the native class's default, which is the source class's
+    too for a family whose config class copies the native one (Fast-dLLM v2, SDAR).
+    """
+    return {key: config[key] for key in keys if key in config}
 
 
 #: Source sampler algorithm names -> ``dlm.sampling`` policies (Dream's ``alg`` values).

@@ -50,6 +50,8 @@ _FALLBACK_TOKENIZERS = {
     "llada": "PreTrainedTokenizerFast",
     "diffugpt": "GPT2Tokenizer",
     "diffullama": "LlamaTokenizer",
+    "sdar": "Qwen2Tokenizer",
+    "fast_dllm_v2": "Qwen2Tokenizer",
 }
 
 

@@ -19,7 +19,9 @@ from .base import Family, Probe, read_json, tokenizer_mask_id
 from .diffugpt import DIFFUGPT
 from .diffullama import DIFFULLAMA
 from .dream import DREAM
+from .fast_dllm_v2 import FAST_DLLM_V2
 from .llada import LLADA
+from .sdar import SDAR
 from .weights import weight_names
 
 __all__ = [
@@ -36,7 +38,7 @@ __all__ = [
 DLM_FORMAT = "dlm"
 
 #: The published families, in the order they are tried.
-FAMILIES: tuple[Family, ...] = (DREAM, LLADA, DIFFUGPT, DIFFULLAMA)
+FAMILIES: tuple[Family, ...] = (DREAM, LLADA, DIFFUGPT, DIFFULLAMA, SDAR, FAST_DLLM_V2)
 
 #: Every format name ``detect_format`` can return.
 FORMATS: tuple[str, ...] = (DLM_FORMAT, *(f.name for f in FAMILIES))

@@ -33,7 +33,7 @@ from .base import (
     valid_id,
 )
 
-__all__ = ["DREAM", "DREAM_CONFIG_KEYS", "DREAM_RENAMES"]
+__all__ = ["DREAM", "DREAM_CONFIG_KEYS", "DREAM_RENAMES", "QWEN2_RENAMES"]
 
 #: ``DreamConfig``'s constructor defaults (used when ``config.json`` omits a field).
 DREAM_DEFAULTS: dict[str, Any] = {
@@ -79,8 +79,8 @@ DREAM_CONFIG_KEYS: tuple[tuple[str, str], ...] = tuple(
     )
 )
 
-#: Dream weight name -> ``Qwen2ForCausalLM`` weight name: the identity.
-DREAM_RENAMES: RenameTable = (
+#: ``Qwen2ForCausalLM``'s own weight names, kept as they are (Dream's and Fast-dLLM v2's layout).
+QWEN2_RENAMES: RenameTable = (
     (r"(model\.embed_tokens\.weight)", r"\1"),
     (r"(model\.layers\.\d+\.self_attn\.[qkv]_proj\.(?:weight|bias))", r"\1"),
     (r"(model\.layers\.\d+\.self_attn\.o_proj\.weight)", r"\1"),
@@ -89,6 +89,9 @@ DREAM_RENAMES: RenameTable = (
     (r"(model\.norm\.weight)", r"\1"),
     (r"(lm_head\.weight)", r"\1"),
 )
+
+#: Dream weight name -> ``Qwen2ForCausalLM`` weight name: the identity.
+DREAM_RENAMES: RenameTable = QWEN2_RENAMES
 
 #: ``DreamGenerationConfig``'s defaults as ``dlm.sampling.generate`` arguments.
 DREAM_SAMPLER = {

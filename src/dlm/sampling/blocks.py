@@ -7,6 +7,11 @@ that have positions to fill (earlier ones get one more when the split is uneven)
 that ``fixed`` pins whole in one row costs that row no steps and the others keep theirs. A
 row's plan never depends on its batch mates; the loop runs each block for the most steps any
 row takes in it, and a row with fewer commits nothing on the steps past its own.
+
+``by_tokens=True`` splits a row's steps in proportion to the positions each of its blocks has
+to fill instead (each active block at least one step). Block-causal canvases use it: their first
+block holds the prompt's tail, pinned, so an even split would give that block steps it has no
+tokens for and leave the full blocks with fewer steps than tokens.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ def plan_blocks(
     block_length: int | None,
     steps: int,
     free: torch.Tensor | None = None,
+    by_tokens: bool = False,
 ) -> list[Block]:
     """The blocks of a generation region of ``max_new_tokens`` starting at ``prompt_length``.
 
@@ -57,12 +63,16 @@ def plan_blocks(
     count = math.ceil(max_new_tokens / block_length)
     spans = [(i * block_length, min((i + 1) * block_length, max_new_tokens)) for i in range(count)]
     if free is None:
-        active = [[True] * count]
+        sizes = [[hi - lo for lo, hi in spans]]
     else:
         pad = count * block_length - max_new_tokens
         padded = torch.nn.functional.pad(free, (0, pad)) if pad else free
-        active = padded.reshape(free.shape[0], count, block_length).any(-1).tolist()  # one read
-    shares = [_split(steps, row) for row in active]
+        sizes = padded.reshape(free.shape[0], count, block_length).sum(-1).tolist()  # one read
+    active = [[n > 0 for n in row] for row in sizes]
+    if by_tokens:
+        shares = [_split_by_tokens(steps, row) for row in sizes]
+    else:
+        shares = [_split(steps, row) for row in active]
     widest = max(range(len(active)), key=lambda r: sum(active[r]))
     n_active = sum(active[widest])
     if steps < n_active:
@@ -92,4 +102,24 @@ def _split(steps: int, active: list[bool]) -> list[int]:
             share = base + (1 if rank < extra else 0)
             rank += 1
         shares.append(share)
+    return shares
+
+
+def _split_by_tokens(steps: int, sizes: list[int]) -> list[int]:
+    """One row's steps per block in proportion to its positions to fill (largest remainder,
+    earlier blocks first on ties), at least one per block with any: ``steps`` equal to the
+    positions gives each block one step per position."""
+    active = [n > 0 for n in sizes]
+    total = sum(sizes)
+    if total == 0 or steps <= sum(active):
+        return _split(steps, active)
+    exact = [steps * n / total for n in sizes]
+    shares = [int(x) for x in exact]
+    order = sorted(range(len(sizes)), key=lambda i: (-(exact[i] - shares[i]), i))
+    for i in order[: steps - sum(shares)]:
+        shares[i] += 1
+    for i, is_active in enumerate(active):  # a small block still gets its step
+        if is_active and shares[i] == 0:
+            shares[max(range(len(shares)), key=lambda j: shares[j])] -= 1
+            shares[i] = 1
     return shares

@@ -266,7 +266,11 @@ class SamplingRun:
         free_count = masked.sum(1).clamp(min=1)
         forward = self._step_forward()
         step = 0
-        for block in plan_blocks(p0, region.shape[1], self.block_length, self.steps, canvas.free):
+        aligned = canvas.alignment is not None  # a block-causal canvas: steps follow the tokens
+        plan = plan_blocks(
+            p0, region.shape[1], self.block_length, self.steps, canvas.free, by_tokens=aligned
+        )
+        for block in plan:
             lo, hi = block.start - p0, block.end - p0
             if block.steps == 0 or not bool(masked[:, lo:hi].any()):  # one read per block
                 continue
