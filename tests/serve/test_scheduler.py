@@ -227,3 +227,31 @@ def test_length_groups_bound_the_padding_and_keep_equal_lengths_together():
         assert max(group) * len(group) <= 1.25 * sum(group)
     assert length_groups([50] * 10, lambda n: n, 0.0) == [[50] * 10]
     assert len(length_groups([160, 20, 20, 20], lambda n: n, 0.25)) == 2
+
+
+@pytest.mark.parametrize("shift", [True, False])
+def test_block_causal_rows_equal_generate_alone_pooled_or_with_their_exact_cache(shift):
+    model = text_model("llama")
+    model.config.attention, model.config.block_size, model.config.shift = "block_causal", 4, shift
+    rng = random.Random(5)
+    requests = []
+    for i in range(12):
+        prompt = [rng.randrange(5, 25) for _ in range(rng.randrange(1, 11))]
+        cache = ["none", "prefix", "dual"][i % 3]
+        requests.append(
+            (prompt, SamplerSettings(max_new_tokens=rng.choice([5, 8, 13]), policy="confidence",
+                                     cache=cache, block_length=2 if cache == "dual" else None,
+                                     threshold=rng.choice([None, 0.4])))
+        )
+    expected = [
+        generate(model, torch.tensor([p]), settings=s).generated[0].tolist() for p, s in requests
+    ]
+    scheduler = Scheduler(model, max_rows=6, max_queue=64)
+    try:
+        busy = _run_all(scheduler, requests, arrivals=random.Random(2))
+        for key, want in enumerate(expected):
+            kind, result = busy[key]
+            assert kind == "done", (key, kind, result)
+            assert result.region == want, key
+    finally:
+        scheduler.shutdown(5)
