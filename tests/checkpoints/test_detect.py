@@ -37,7 +37,7 @@ def test_from_pretrained_opens_dlm_directories_only_and_points_at_load_model(tmp
 
 
 def test_every_format_has_a_name():
-    assert FORMATS == ("dlm", "dream", "llada", "diffugpt", "diffullama")
+    assert FORMATS == ("dlm", "dream", "llada", "diffugpt", "diffullama", "sdar", "fast_dllm_v2")
 
 
 def test_unknown_directory_error_keeps_the_dlm_message(tmp_path):
@@ -66,7 +66,7 @@ def test_unknown_directory_error_lists_what_was_found_and_what_is_supported(tmp_
     assert "'model_type': 'bert'" in message and "BertForMaskedLM" in message
     assert "bert.encoder.layer.0.attention.self.query.weight" in message
     assert "(+2 more)" in message
-    for name in ("Dream", "LLaDA", "DiffuGPT", "DiffuLLaMA", "dlm_config.json"):
+    for name in ("Dream", "LLaDA", "DiffuGPT", "DiffuLLaMA", "SDAR", "Fast-dLLM v2", "dlm_config.json"):
         assert name in message
     with pytest.raises(NotADlmCheckpointError, match="matches no published format"):
         load_model(tmp_path)

@@ -38,7 +38,9 @@ __all__ = [
     "renamed_by",
     "rope_parameters",
     "sampler_defaults",
+    "QWEN2_FIELDS",
     "present_fields",
+    "qwen_config",
     "token_id",
     "tokenizer_mask_id",
     "valid_id",
@@ -197,6 +199,49 @@ def tokenizer_mask_id(directory: Path) -> int | None:
     """The id of the saved tokenizer's mask token, read from its JSON files (no loading)."""
     text = _mask_token_text(directory)
     return None if text is None else token_id(directory, text)
+
+
+#: ``Qwen2Config``'s own field names that Qwen-derived sources (Dream, Fast-dLLM v2, SDAR) keep.
+QWEN2_FIELDS: tuple[str, ...] = (
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "hidden_act",
+    "max_position_embeddings",
+    "initializer_range",
+    "rms_norm_eps",
+    "tie_word_embeddings",
+    "use_sliding_window",
+    "sliding_window",
+    "max_window_layers",
+    "attention_dropout",
+)
+
+
+def qwen_config(
+    config_class: type[PretrainedConfig],
+    probe: Probe,
+    state: Mapping[str, torch.Tensor],
+    fields: Iterable[str],
+    pad_token_id: int | None,
+) -> PretrainedConfig:
+    """A native Qwen2/Qwen3 config from a Qwen-derived source that keeps Qwen's field names:
+    the ``fields`` it sets, its rotary base and scaling, its special ids where they are in the
+    vocabulary (read from the embedding), and no cache (dlm's step forward owns caching)."""
+    vocab = state["model.embed_tokens.weight"].shape[0]
+    return config_class(
+        vocab_size=vocab,
+        rope_parameters=rope_parameters(
+            probe.config.get("rope_theta", 10000.0), probe.config.get("rope_scaling")
+        ),
+        bos_token_id=valid_id(first_id(probe.config.get("bos_token_id")), vocab),
+        eos_token_id=valid_id(first_id(probe.config.get("eos_token_id")), vocab),
+        pad_token_id=valid_id(pad_token_id, vocab),
+        use_cache=False,
+        **present_fields(probe.config, fields),
+    )
 
 
 def present_fields(config: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from transformers import PretrainedConfig, PreTrainedModel, Qwen2Config, Qwen2Fo
 from dlm.models.diffusion_lm import DiffusionConfig
 
 from .base import (
+    QWEN2_FIELDS,
     Family,
     Probe,
     RenameTable,
@@ -59,25 +60,7 @@ DREAM_DEFAULTS: dict[str, Any] = {
 
 #: Dream config field -> ``Qwen2Config`` field (the names are Qwen2's own); ``rope_theta`` and
 #: ``rope_scaling`` go into ``rope_parameters``.
-DREAM_CONFIG_KEYS: tuple[tuple[str, str], ...] = tuple(
-    (key, key)
-    for key in (
-        "hidden_size",
-        "intermediate_size",
-        "num_hidden_layers",
-        "num_attention_heads",
-        "num_key_value_heads",
-        "hidden_act",
-        "max_position_embeddings",
-        "initializer_range",
-        "rms_norm_eps",
-        "tie_word_embeddings",
-        "use_sliding_window",
-        "sliding_window",
-        "max_window_layers",
-        "attention_dropout",
-    )
-)
+DREAM_CONFIG_KEYS: tuple[tuple[str, str], ...] = tuple((key, key) for key in QWEN2_FIELDS)
 
 #: ``Qwen2ForCausalLM``'s own weight names, kept as they are (Dream's and Fast-dLLM v2's layout).
 QWEN2_RENAMES: RenameTable = (

@@ -37,12 +37,12 @@ from transformers import PretrainedConfig, PreTrainedModel, Qwen2Config, Qwen2Fo
 from dlm.models.diffusion_lm import DiffusionConfig
 
 from .base import (
+    QWEN2_FIELDS,
     Family,
     Probe,
     first_id,
-    present_fields,
+    qwen_config,
     renamed_by,
-    rope_parameters,
     token_id,
     valid_id,
 )
@@ -60,23 +60,7 @@ FAST_DLLM_V2_MASK_ID = 151665
 FAST_DLLM_V2_BLOCK_SIZE = 32  # Fast_dLLM_QwenConfig's bd_size default
 
 #: Fast-dLLM v2 config fields passed to ``Qwen2Config`` under the same name.
-FAST_DLLM_V2_CONFIG_KEYS: tuple[str, ...] = (
-    "hidden_size",
-    "intermediate_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "hidden_act",
-    "max_position_embeddings",
-    "initializer_range",
-    "rms_norm_eps",
-    "tie_word_embeddings",
-    "use_sliding_window",
-    "sliding_window",
-    "max_window_layers",
-    "layer_types",
-    "attention_dropout",
-)
+FAST_DLLM_V2_CONFIG_KEYS: tuple[str, ...] = (*QWEN2_FIELDS, "layer_types")
 
 #: Fields read elsewhere: rotary base and scaling, special ids, vocabulary, block size.
 FAST_DLLM_V2_READ_ELSEWHERE: tuple[str, ...] = (
@@ -128,19 +112,8 @@ def block_size(probe: Probe) -> int:
 def backbone(
     probe: Probe, state: Mapping[str, torch.Tensor]
 ) -> tuple[type[PreTrainedModel], PretrainedConfig]:
-    vocab = state["model.embed_tokens.weight"].shape[0]
-    config = Qwen2Config(
-        vocab_size=vocab,
-        rope_parameters=rope_parameters(
-            probe.config.get("rope_theta", 10000.0), probe.config.get("rope_scaling")
-        ),
-        bos_token_id=valid_id(first_id(probe.config.get("bos_token_id")), vocab),
-        eos_token_id=valid_id(first_id(probe.config.get("eos_token_id")), vocab),
-        pad_token_id=valid_id(first_id(probe.config.get("pad_token_id")), vocab),
-        use_cache=False,
-        **present_fields(probe.config, FAST_DLLM_V2_CONFIG_KEYS),
-    )
-    return Qwen2ForCausalLM, config
+    pad = first_id(probe.config.get("pad_token_id"))
+    return Qwen2ForCausalLM, qwen_config(Qwen2Config, probe, state, FAST_DLLM_V2_CONFIG_KEYS, pad)
 
 
 def diffusion(probe: Probe, vocab: int) -> DiffusionConfig:

@@ -44,14 +44,14 @@ from transformers import PretrainedConfig, PreTrainedModel, Qwen3Config, Qwen3Fo
 from dlm.models.diffusion_lm import DiffusionConfig
 
 from .base import (
+    QWEN2_FIELDS,
     Family,
     Probe,
     RenameTable,
     UnsupportedCheckpointError,
     first_id,
-    present_fields,
+    qwen_config,
     renamed_by,
-    rope_parameters,
     token_id,
     valid_id,
 )
@@ -62,25 +62,7 @@ SDAR_MASK_ID = 151669
 SDAR_BLOCK_SIZE = 4
 
 #: SDAR config fields passed to ``Qwen3Config`` under the same name.
-SDAR_CONFIG_KEYS: tuple[str, ...] = (
-    "hidden_size",
-    "intermediate_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "head_dim",
-    "hidden_act",
-    "max_position_embeddings",
-    "initializer_range",
-    "rms_norm_eps",
-    "tie_word_embeddings",
-    "attention_bias",
-    "use_sliding_window",
-    "sliding_window",
-    "max_window_layers",
-    "layer_types",
-    "attention_dropout",
-)
+SDAR_CONFIG_KEYS: tuple[str, ...] = (*QWEN2_FIELDS, "head_dim", "attention_bias", "layer_types")
 
 #: Fields read elsewhere: the rotary base and scaling (``rope_parameters``), the special ids,
 #: the vocabulary (from the embedding), the block size and the mask id (the diffusion fields).
@@ -165,19 +147,7 @@ def _mask_id(probe: Probe) -> int:
 def backbone(
     probe: Probe, state: Mapping[str, torch.Tensor]
 ) -> tuple[type[PreTrainedModel], PretrainedConfig]:
-    vocab = state["model.embed_tokens.weight"].shape[0]
-    config = Qwen3Config(
-        vocab_size=vocab,
-        rope_parameters=rope_parameters(
-            probe.config.get("rope_theta", 10000.0), probe.config.get("rope_scaling")
-        ),
-        bos_token_id=valid_id(first_id(probe.config.get("bos_token_id")), vocab),
-        eos_token_id=valid_id(first_id(probe.config.get("eos_token_id")), vocab),
-        pad_token_id=valid_id(_pad_id(probe), vocab),
-        use_cache=False,
-        **present_fields(probe.config, SDAR_CONFIG_KEYS),
-    )
-    return Qwen3ForCausalLM, config
+    return Qwen3ForCausalLM, qwen_config(Qwen3Config, probe, state, SDAR_CONFIG_KEYS, _pad_id(probe))
 
 
 def _pad_id(probe: Probe) -> int | None:

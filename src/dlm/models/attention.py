@@ -89,6 +89,16 @@ def _position_ids(valid: torch.Tensor) -> torch.Tensor:
     return (valid.long().cumsum(-1) - 1).clamp(min=0)
 
 
+def canvas_positions(
+    valid: torch.Tensor | None, length: int, batch: int, device: torch.device
+) -> torch.Tensor:
+    """(B, L) positions of a canvas: real tokens counted from 0 (padding repeats its
+    neighbour's), or 0..L-1 in every row without a padding mask."""
+    if valid is not None:
+        return _position_ids(valid)
+    return torch.arange(length, device=device).expand(batch, -1)
+
+
 def block_ids(positions: torch.Tensor, block_size: int) -> torch.Tensor:
     """Each token's block: its position // block_size (positions count real tokens only)."""
     return torch.div(positions, block_size, rounding_mode="floor")

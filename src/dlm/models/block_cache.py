@@ -43,7 +43,7 @@ from transformers.cache_utils import Cache, CacheLayerMixin
 
 from dlm.errors import DlmUserError
 
-from .attention import block_ids
+from .attention import block_ids, canvas_positions
 
 if TYPE_CHECKING:
     from .diffusion_lm import DiffusionLM
@@ -116,10 +116,7 @@ class BlockStepForward:
         self.shift = model.config.shift
         self.origin = prompt_length  # a block boundary in every row (block-aligned canvas)
         self.valid = None if attention_mask is None else attention_mask.bool()
-        if self.valid is not None:
-            self.positions = (self.valid.long().cumsum(1) - 1).clamp(min=0)
-        else:
-            self.positions = torch.arange(length, device=device).expand(batch, -1)
+        self.positions = canvas_positions(self.valid, length, batch, device)
         # a block-aligned canvas has padding after the region too: its positions, not its
         # columns, must fit the model (one read per canvas)
         model.check_length(length if self.valid is None else int(self.positions.max()) + 1)

@@ -39,7 +39,7 @@ from transformers.cache_utils import Cache, CacheLayerMixin
 
 from dlm.errors import DlmUserError
 
-from .attention import build_attention
+from .attention import build_attention, canvas_positions
 
 if TYPE_CHECKING:
     from .diffusion_lm import DiffusionLM
@@ -176,10 +176,7 @@ class CachedStepForward:
         self.model, self.dual, self.length = model, dual, length
         self.window_at_block = window_at_block
         self.valid = None if attention_mask is None else attention_mask.bool()
-        if self.valid is not None:
-            self.positions = (self.valid.long().cumsum(1) - 1).clamp(min=0)
-        else:
-            self.positions = torch.arange(length, device=device).expand(batch, -1)
+        self.positions = canvas_positions(self.valid, length, batch, device)
         p0 = prompt_length
         empty_prompt = p0 == 0 or (self.valid is not None and not bool(self.valid[:, p0 - 1].all()))
         if model.config.shift and empty_prompt:
