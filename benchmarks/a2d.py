@@ -117,10 +117,13 @@ def infill(
             enc = [tokenizer.encode(part, add_special_tokens=False) for b in chunk for part in b]
             before = torch.tensor(enc[0::3])
             gold = torch.tensor(enc[1::3])
-            fixed = torch.tensor([[-1] * length + after for after in enc[2::3]])
-            out = generate(
-                model, before, max_new_tokens=fixed.shape[1], fixed=fixed, steps=length, **sampler
-            )
+            if model.is_autoregressive:  # continues the code before; never sees the code after
+                out = generate(model, before, max_new_tokens=length, **sampler)
+            else:
+                fixed = torch.tensor([[-1] * length + after for after in enc[2::3]])
+                out = generate(
+                    model, before, max_new_tokens=fixed.shape[1], fixed=fixed, steps=length, **sampler
+                )
             got = out.generated[:, :length].cpu()
             correct += int((got == gold).sum())
             exact += int((got == gold).all(dim=1).sum())
