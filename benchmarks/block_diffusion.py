@@ -37,7 +37,6 @@ import argparse
 import json
 import platform
 import random
-import statistics
 import time
 from pathlib import Path
 
@@ -54,6 +53,7 @@ from dlm.evaluation.task_eval import template_canvas
 from dlm.models import DiffusionLM
 from dlm.sampling import generate
 from dlm.tasks import get_task
+from sampling import score
 
 CONFIGS = (  # (label, which model, sampler options: B = block length, S = sub-block, T)
     ("full vanilla", "full", {"cache": "none"}),
@@ -98,13 +98,6 @@ def _train_config(model_dir: Path) -> dict:
     return {}
 
 
-def _score(task, examples, answers) -> float:
-    per = getattr(task, "sum_accuracy", None) or getattr(task, "puzzle_accuracy", None)
-    if per is not None:
-        return statistics.mean(per(e, a) for e, a in zip(examples, answers, strict=True))
-    return statistics.mean(float(task.verify(e, a)) for e, a in zip(examples, answers, strict=True))
-
-
 def sums_runner(args, model_dir: Path):
     """A function (model, sampler, batch, limit) -> (accuracy, nfe, seconds, tokens)."""
     data = _train_config(model_dir).get("data", {})
@@ -125,7 +118,7 @@ def sums_runner(args, model_dir: Path):
             answers += decode_answers(tokenizer, out.generated)
             nfe += out.nfe
             seconds += out.wall_time
-        return _score(task, chosen, answers), nfe, seconds, to_fill * len(chosen)
+        return score(task, chosen, answers), nfe, seconds, to_fill * len(chosen)
 
     return run, f"task sums {data.get('task_options')}, {to_fill} digits infilled per page"
 
@@ -273,7 +266,10 @@ def main() -> None:
     a.add_argument("--blanks", type=int, default=200)
     args = parser.parse_args()
     torch.manual_seed(0)
-    speed(args) if args.part == "speed" else adapt(args)
+    if args.part == "speed":
+        speed(args)
+    else:
+        adapt(args)
 
 
 if __name__ == "__main__":

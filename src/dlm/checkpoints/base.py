@@ -38,7 +38,9 @@ __all__ = [
     "renamed_by",
     "rope_parameters",
     "sampler_defaults",
+    "IDENTIFICATION_FIELDS",
     "QWEN2_FIELDS",
+    "QWEN_READ_FIELDS",
     "present_fields",
     "qwen_config",
     "token_id",
@@ -217,6 +219,28 @@ QWEN2_FIELDS: tuple[str, ...] = (
     "sliding_window",
     "max_window_layers",
     "attention_dropout",
+)
+
+
+#: What :func:`qwen_config` reads besides the mapped fields (the vocabulary comes from the
+#: embedding, the pad id from the caller).
+QWEN_READ_FIELDS: tuple[str, ...] = (
+    "rope_theta",
+    "rope_scaling",
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+    "vocab_size",
+)
+
+#: ``config.json`` fields that change no maths of the forward: identification and storage.
+IDENTIFICATION_FIELDS: tuple[str, ...] = (
+    "model_type",
+    "architectures",
+    "auto_map",
+    "torch_dtype",
+    "transformers_version",
+    "use_cache",
 )
 
 

@@ -37,7 +37,9 @@ from transformers import PretrainedConfig, PreTrainedModel, Qwen2Config, Qwen2Fo
 from dlm.models.diffusion_lm import DiffusionConfig
 
 from .base import (
+    IDENTIFICATION_FIELDS,
     QWEN2_FIELDS,
+    QWEN_READ_FIELDS,
     Family,
     Probe,
     first_id,
@@ -63,26 +65,10 @@ FAST_DLLM_V2_BLOCK_SIZE = 32  # Fast_dLLM_QwenConfig's bd_size default
 FAST_DLLM_V2_CONFIG_KEYS: tuple[str, ...] = (*QWEN2_FIELDS, "layer_types")
 
 #: Fields read elsewhere: rotary base and scaling, special ids, vocabulary, block size.
-FAST_DLLM_V2_READ_ELSEWHERE: tuple[str, ...] = (
-    "rope_theta",
-    "rope_scaling",
-    "bos_token_id",
-    "eos_token_id",
-    "pad_token_id",
-    "vocab_size",
-    "bd_size",
-)
+FAST_DLLM_V2_READ_ELSEWHERE: tuple[str, ...] = (*QWEN_READ_FIELDS, "bd_size")
 
 #: Fields that change no maths of the forward: identification, storage, an unread flag.
-FAST_DLLM_V2_IGNORED: tuple[str, ...] = (
-    "model_type",
-    "architectures",
-    "auto_map",
-    "torch_dtype",
-    "transformers_version",
-    "use_cache",
-    "conplemenrary_mask",
-)
+FAST_DLLM_V2_IGNORED: tuple[str, ...] = (*IDENTIFICATION_FIELDS, "conplemenrary_mask")
 
 #: ``eval.py``'s setting (threshold 0.9, small_block_size 8, greedy) as ``generate`` arguments.
 FAST_DLLM_V2_SAMPLER: dict[str, Any] = {

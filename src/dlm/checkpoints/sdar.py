@@ -44,7 +44,9 @@ from transformers import PretrainedConfig, PreTrainedModel, Qwen3Config, Qwen3Fo
 from dlm.models.diffusion_lm import DiffusionConfig
 
 from .base import (
+    IDENTIFICATION_FIELDS,
     QWEN2_FIELDS,
+    QWEN_READ_FIELDS,
     Family,
     Probe,
     RenameTable,
@@ -66,25 +68,11 @@ SDAR_CONFIG_KEYS: tuple[str, ...] = (*QWEN2_FIELDS, "head_dim", "attention_bias"
 
 #: Fields read elsewhere: the rotary base and scaling (``rope_parameters``), the special ids,
 #: the vocabulary (from the embedding), the block size and the mask id (the diffusion fields).
-SDAR_READ_ELSEWHERE: tuple[str, ...] = (
-    "rope_theta",
-    "rope_scaling",
-    "bos_token_id",
-    "eos_token_id",
-    "pad_token_id",
-    "vocab_size",
-    "block_size",
-    "mask_token_id",
-)
+SDAR_READ_ELSEWHERE: tuple[str, ...] = (*QWEN_READ_FIELDS, "block_size", "mask_token_id")
 
 #: Fields that change no maths of the forward: identification, storage and training kernels.
 SDAR_IGNORED: tuple[str, ...] = (
-    "model_type",
-    "architectures",
-    "auto_map",
-    "torch_dtype",
-    "transformers_version",
-    "use_cache",
+    *IDENTIFICATION_FIELDS,
     "attn_implementation",
     "debug",
     "ep_size",
